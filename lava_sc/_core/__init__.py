@@ -1,0 +1,1 @@
+"""Numerical kernels of LAVA. Plain numpy/scipy/numba; nothing in here knows about AnnData."""

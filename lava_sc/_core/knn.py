@@ -1,0 +1,66 @@
+"""k-nearest-neighbour search in an embedding: exact KD-tree for low dimensions, pynndescent above."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+#: embeddings with at most this many dimensions use an exact KD-tree
+EXACT_MAX_DIMS = 10
+
+
+class NeighbourIndex:
+    """Nearest-neighbour index over the rows of ``data``.
+
+    Parameters
+    ----------
+    data
+        Points, shape ``(n_points, n_dims)``.
+    method
+        ``"auto"`` (exact for ``n_dims <= 10`` or fewer than 20,000 points, pynndescent otherwise),
+        ``"exact"`` or ``"pynndescent"``.
+    n_neighbors
+        Neighbours the approximate index is built for (pynndescent only).
+    random_state
+        Seed of pynndescent's random projection trees.
+    """
+
+    def __init__(self, data: np.ndarray, *, method: str = "auto", n_neighbors: int = 30, random_state: int = 0):
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        if method == "auto":
+            small = data.shape[1] <= EXACT_MAX_DIMS or data.shape[0] < 20_000
+            method = "exact" if small else "pynndescent"
+        self.method = method
+        if method == "exact":
+            self._index = NearestNeighbors(algorithm="auto").fit(self.data)
+        elif method == "pynndescent":
+            from pynndescent import NNDescent
+
+            self._index = NNDescent(
+                self.data,
+                n_neighbors=max(n_neighbors, 10),
+                random_state=random_state,
+                n_jobs=1,
+                compressed=False,
+            )
+            self._index.prepare()
+        else:
+            raise ValueError(f"Unknown kNN method {method!r}; use 'auto', 'exact' or 'pynndescent'.")
+
+    def query(self, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and distances of the ``k`` nearest data points to each row of ``points``, nearest first."""
+        points = np.ascontiguousarray(points, dtype=np.float32)
+        if self.method == "exact":
+            dist, idx = self._index.kneighbors(points, n_neighbors=k)
+        else:
+            idx, dist = self._index.query(points, k=k)
+        return idx.astype(np.int64), dist.astype(np.float64)
+
+    def self_neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest other points of every data point (the point itself excluded)."""
+        idx, dist = self.query(self.data, k + 1)
+        own = idx == np.arange(len(idx))[:, None]
+        # drop the point itself; where a duplicate displaced it, drop the last column instead
+        keep = ~own
+        keep[~own.any(axis=1), -1] = False
+        return idx[keep].reshape(len(idx), k), dist[keep].reshape(len(idx), k)

@@ -1,0 +1,64 @@
+"""Every AnnData key that :mod:`lava_sc` reads or writes, built from ``key_added``.
+
+Layout written by the tools (``key`` defaults to ``"lava"``)::
+
+    obsm[f"{key}_localities"]        sparse CSR, cells x localities, 1.0 where a cell is a member
+    obsm[f"{key}_activity"]          DataFrame, cells x modules, module activity per cell
+    uns[key]["params"]               {"localities": {...}, "correlations": {...}, "modules": {...}}
+    uns[key]["probes"]               ndarray, localities x embedding dims
+    uns[key]["localities"]           dict of diagnostics (alpha, beta, coverage_loss, ...)
+    uns[key]["genes"]                ndarray of str, the genes that were tested
+    uns[key]["sketch"]               sparse CSR, localities x pairs, correlation of significant pairs
+    uns[key]["pairs"]                DataFrame, one row per sketch column: gene_a, gene_b, support, mean_r
+    uns[key]["correlations"]         dict of diagnostics (tests, discoveries, thresholds)
+    uns[key]["modules"]              DataFrame: module, gene_a, gene_b, weight, support
+    uns[key]["module_genes"]         DataFrame: module, gene, score
+    uns[key]["locality_activity"]    DataFrame, localities x modules
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_KEY = "lava"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Names of everything stored under one ``key``."""
+
+    key: str = DEFAULT_KEY
+
+    @property
+    def uns(self) -> str:
+        return self.key
+
+    @property
+    def obsm_localities(self) -> str:
+        return f"{self.key}_localities"
+
+    @property
+    def obsm_activity(self) -> str:
+        return f"{self.key}_activity"
+
+    # entries inside uns[key]
+    params = "params"
+    probes = "probes"
+    localities = "localities"
+    genes = "genes"
+    sketch = "sketch"
+    pairs = "pairs"
+    correlations = "correlations"
+    modules = "modules"
+    module_genes = "module_genes"
+    locality_activity = "locality_activity"
+
+
+def locality_names(n: int) -> list[str]:
+    """Stable string ids for localities: ``L0``, ``L1``, ..."""
+    return [f"L{i}" for i in range(n)]
+
+
+def module_names(n: int) -> list[str]:
+    """Stable string ids for modules: ``M1``, ``M2``, ..."""
+    return [f"M{i + 1}" for i in range(n)]

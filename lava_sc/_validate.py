@@ -1,0 +1,127 @@
+"""Input checks that fail early with a message naming the problem and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from ._keys import Keys
+
+
+def check_adata(adata) -> None:
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"Expected an AnnData object as first argument, got {type(adata).__name__}.")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(f"AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes); pass a non-empty object.")
+
+
+def check_key(key) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"`key` must be a non-empty string, got {key!r}.")
+    return key
+
+
+def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"`{name}` must be an integer, got {value!r}.")
+    if low is not None and value < low:
+        raise ValueError(f"`{name}` must be >= {low}, got {value}.")
+    if high is not None and value > high:
+        raise ValueError(f"`{name}` must be <= {high}, got {value}.")
+    return int(value)
+
+
+def check_float(name: str, value, *, low: float | None = None, high: float | None = None, open_low=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"`{name}` must be a number, got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value}.")
+    if low is not None and (value <= low if open_low else value < low):
+        raise ValueError(f"`{name}` must be {'>' if open_low else '>='} {low}, got {value}.")
+    if high is not None and value > high:
+        raise ValueError(f"`{name}` must be <= {high}, got {value}.")
+    return value
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}.")
+    return value
+
+
+def resolve_basis(adata: AnnData, basis: str) -> str:
+    """The obsm key for ``basis``, accepting both ``"umap"`` and ``"X_umap"``."""
+    if not isinstance(basis, str):
+        raise TypeError(f"`basis` must be an obsm key (a string such as 'X_umap'), got {basis!r}.")
+    for candidate in (basis, f"X_{basis}"):
+        if candidate in adata.obsm:
+            return candidate
+    raise KeyError(
+        f"Embedding {basis!r} not found in adata.obsm (available: {list(adata.obsm.keys())}). "
+        "Compute it first (e.g. sc.pp.neighbors(adata); sc.tl.umap(adata)) or pass `basis=` with an existing key."
+    )
+
+
+def embedding(adata: AnnData, basis: str) -> np.ndarray:
+    """The embedding as a finite float64 array of shape (cells, dims)."""
+    key = resolve_basis(adata, basis)
+    values = adata.obsm[key]
+    if isinstance(values, pd.DataFrame):
+        values = values.to_numpy()
+    if sp.issparse(values):
+        values = values.toarray()
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"adata.obsm[{key!r}] must be numeric, got dtype {values.dtype}.")
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[1] == 0:
+        raise ValueError(f"adata.obsm[{key!r}] must be a cells x dimensions matrix, got shape {values.shape}.")
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"adata.obsm[{key!r}] has NaN or inf in {int(bad.sum())} cells; remove those cells "
+            "(adata = adata[np.isfinite(adata.obsm[...]).all(1)].copy()) or recompute the embedding."
+        )
+    return values
+
+
+def expression(adata: AnnData, layer: str | None):
+    """``X`` or a layer, checked to be numeric and finite (returned as is, sparse or dense)."""
+    if layer is None:
+        values = adata.X
+        where = "adata.X"
+    else:
+        if not isinstance(layer, str):
+            raise TypeError(f"`layer` must be a layer name or None, got {layer!r}.")
+        if layer not in adata.layers:
+            raise KeyError(f"Layer {layer!r} not found (available: {list(adata.layers.keys())}); pass `layer=None` for X.")
+        values = adata.layers[layer]
+        where = f"adata.layers[{layer!r}]"
+    if values is None:
+        raise ValueError(f"{where} is empty; store log-normalised expression there or pass `layer=`.")
+    if hasattr(values, "to_memory"):  # backed sparse dataset
+        values = values.to_memory()
+    data = values.data if sp.issparse(values) else np.asarray(values)
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{where} must be numeric, got dtype {data.dtype}; convert it to float.")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise ValueError(f"{where} contains NaN or inf; replace them (e.g. with 0) or choose another `layer`.")
+    return values
+
+
+def require(adata: AnnData, key: str, entry: str, tool: str) -> None:
+    """Raise a KeyError saying which tool to run first when ``uns[key][entry]`` is missing."""
+    keys = Keys(key)
+    present = keys.uns in adata.uns and entry in adata.uns[keys.uns]
+    if entry == "localities":
+        present = present and keys.obsm_localities in adata.obsm
+    if not present:
+        raise KeyError(f"No LAVA {entry} under key {key!r}; run lava_sc.tl.{tool}(adata, key_added={key!r}) first.")

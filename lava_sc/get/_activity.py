@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import DEFAULT_KEY, Keys
+from .._validate import check_adata, check_choice, check_key, require
+
+
+def activity(adata: AnnData, key: str = DEFAULT_KEY, level: str = "cells") -> pd.DataFrame:
+    """Module activity: cells (index = obs names) or localities (index = ``L0``, ``L1``, ...) x modules."""
+    check_adata(adata)
+    keys = Keys(check_key(key))
+    check_choice("level", level, ("cells", "localities"))
+    require(adata, key, Keys.locality_activity, "modules")
+    if level == "localities":
+        return adata.uns[key][Keys.locality_activity].copy()
+    if keys.obsm_activity not in adata.obsm:
+        raise KeyError(f"obsm[{keys.obsm_activity!r}] is missing; run lava_sc.tl.modules(adata, key={key!r}).")
+    values = adata.obsm[keys.obsm_activity]
+    frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values)
+    frame = frame.copy()
+    frame.index = adata.obs_names.copy()
+    frame.columns = adata.uns[key][Keys.locality_activity].columns.astype(str)
+    return frame

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import DEFAULT_KEY, Keys
+from .._validate import check_adata, check_key, require
+
+
+def modules(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame:
+    """One row per association in a module: ``module, gene_a, gene_b, weight, support``.
+
+    ``weight`` is the mean correlation of the pair over the localities where it is significant and
+    ``support`` the number of those localities. Requires :func:`lava_sc.tl.modules`.
+    """
+    return _table(adata, key, Keys.modules)
+
+
+def module_genes(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame:
+    """The genes of each module: ``module, gene, score`` (score 1 = the module's most connected gene)."""
+    return _table(adata, key, Keys.module_genes)
+
+
+def _table(adata: AnnData, key: str, entry: str) -> pd.DataFrame:
+    check_adata(adata)
+    check_key(key)
+    require(adata, key, entry, "modules")
+    return adata.uns[key][entry].copy()

@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._core.correlations import locality_sketch
+from .._keys import DEFAULT_KEY, Keys
+from .._utils import log_added, progress, store, store_params
+from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression, require
+
+#: without ``highly_variable`` and ``genes=``, at most this many of the most variable genes are tested
+MAX_DEFAULT_GENES = 2000
+
+
+def correlations(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    genes=None,
+    key: str = DEFAULT_KEY,
+    fdr: float = 0.05,
+    alternative: str = "greater",
+    min_detected: float = 0.1,
+    min_abs_r: float = 0.1,
+    partial_out: str | list[str] | None = None,
+    n_partial_components: int = 5,
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Per-locality gene-gene correlations, kept as a sketch of significant associations (LAVA step 2).
+
+    For every locality the correlation of every pair of tested genes is computed with one BLAS
+    rank-k update, and compared with the correlations of the same genes after permuting each gene's
+    values across the locality's cells. This null has each pair's own locality size, sparsity and
+    skew, so sparse co-detection does not pass for association. Pairs are grouped by detection class
+    (below 25%, 25-60%, above 60% of the locality's cells) and, in each locality and class, the
+    threshold is the smallest |r| whose estimated false discovery proportion
+    ``(1 + null exceedances) / observed exceedances`` is at most ``fdr`` (knockoff+). Only the
+    significant pairs are kept.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with localities (``tl.localities``). Expression should be log-normalised
+        (scaled data also works: correlations are invariant to per-gene scaling).
+    layer
+        Layer with the expression; ``None`` uses ``X``.
+    genes
+        Genes to test (names or a boolean mask over ``var_names``). Default: ``var["highly_variable"]``
+        when present, else all non-constant genes, or the 2,000 most variable if there are more.
+    key
+        Key used by ``tl.localities``; results are stored in ``uns[key]``.
+    fdr
+        Target false discovery rate in each locality.
+    alternative
+        ``"greater"`` (positive associations, default) or ``"two-sided"``.
+    min_detected
+        A gene is tested in a locality only if detected (above its minimum value over all cells) in
+        at least this fraction of the locality's cells.
+    min_abs_r
+        Smallest absolute correlation kept, however significant.
+    partial_out
+        Control for between-population mixing inside a locality: an ``obsm`` key (its first
+        ``n_partial_components`` columns, e.g. ``"X_pca"``) or one or more ``obs`` columns (numeric,
+        or categorical, one-hot encoded). Correlations become partial correlations given these
+        covariates within each locality. Use it when localities straddle cell types and marker genes
+        "correlate" through mean differences; note that it also removes smooth within-type gradients
+        aligned with the covariates, which are real local covariation.
+    n_partial_components
+        Columns of the ``obsm`` covariate used by ``partial_out``.
+    random_state
+        Seed of the permutations.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` or the copy. Writes ``uns[key]["sketch"]`` (sparse localities x pairs, the correlation of
+    each significant pair), ``uns[key]["pairs"]`` (``gene_a``, ``gene_b``, ``support`` = number of
+    localities, ``mean_r``), ``uns[key]["genes"]``, ``uns[key]["correlations"]`` (diagnostics) and
+    ``uns[key]["params"]["correlations"]``.
+    """
+    check_adata(adata)
+    key = check_key(key)
+    require(adata, key, "localities", "localities")
+    fdr = check_float("fdr", fdr, low=0.0, high=1.0, open_low=True)
+    check_choice("alternative", alternative, ("greater", "two-sided"))
+    min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
+    min_abs_r = check_float("min_abs_r", min_abs_r, low=0.0, high=1.0)
+    n_partial_components = check_int("n_partial_components", n_partial_components, low=1)
+    random_state = check_int("random_state", random_state, low=0)
+    keys = Keys(key)
+    membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
+    if membership.shape[0] != adata.n_obs:
+        raise ValueError(f"obsm[{keys.obsm_localities!r}] does not match the cells; rerun lava_sc.tl.localities.")
+
+    values = expression(adata, layer)
+    gene_idx, gene_source = select_genes(adata, values, genes)
+    matrix = gene_matrix(values, gene_idx)
+    floor = column_floor(matrix)
+    covariates = covariate_matrix(adata, partial_out, n_partial_components)
+
+    adata = adata.copy() if copy else adata
+    n_loc, n_genes = membership.shape[1], len(gene_idx)
+    start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
+    rng = np.random.default_rng(random_state)
+    per_locality = []
+    with progress(n_loc, "locality correlations") as bar:
+        for loc in range(n_loc):
+            cells = np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])
+            block = rows_dense(matrix, cells)
+            per_locality.append(
+                locality_sketch(
+                    block,
+                    block > floor,
+                    rng=rng,
+                    fdr=fdr,
+                    min_detected=min_detected,
+                    min_abs_r=min_abs_r,
+                    two_sided=alternative == "two-sided",
+                    covariates=None if covariates is None else covariates[cells],
+                )
+            )
+            bar.update()
+    sketch, pairs = assemble_sketch(per_locality, n_genes)
+    gene_names = adata.var_names[gene_idx].to_numpy().astype(str)
+    pairs.insert(0, "gene_b", gene_names[pairs.pop("b").to_numpy()])
+    pairs.insert(0, "gene_a", gene_names[pairs.pop("a").to_numpy()])
+    n_tests = np.array([s.n_tests for s in per_locality], dtype=np.int64)
+    n_found = np.array([len(s.r) for s in per_locality], dtype=np.int64)
+    store(
+        adata,
+        key,
+        sketch=sketch,
+        pairs=pairs,
+        genes=gene_names,
+        correlations={
+            "n_tests": n_tests,
+            "n_discoveries": n_found,
+            "n_null_exceedances": np.array([s.n_null_exceed for s in per_locality], dtype=np.int64),
+        },
+    )
+    for stale in ("modules", "module_genes", "locality_activity"):
+        adata.uns[key].pop(stale, None)
+    adata.obsm.pop(keys.obsm_activity, None)
+    store_params(
+        adata,
+        key,
+        "correlations",
+        dict(layer=layer, genes=gene_source, fdr=fdr, alternative=alternative, min_detected=min_detected,
+             min_abs_r=min_abs_r, partial_out=partial_out, n_partial_components=n_partial_components,
+             random_state=random_state),
+    )
+    log_added(
+        f"{int(n_found.sum())} significant associations ({sketch.shape[1]} distinct pairs) "
+        f"from {int(n_tests.sum())} tests",
+        start,
+        [f"'{key}': 'sketch', 'pairs', 'genes', 'correlations', params (adata.uns)"],
+    )
+    return adata if copy else None
+
+
+def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:
+    """Indices of the genes to test and a word saying how they were chosen."""
+    var_names = adata.var_names
+    if not var_names.is_unique:
+        raise ValueError("adata.var_names has duplicates; run adata.var_names_make_unique() first.")
+    if genes is not None:
+        idx = explicit_genes(var_names, genes)
+        variance = column_variance(values, idx)
+        constant = var_names[idx][variance <= 0]
+        if len(constant):
+            raise ValueError(
+                f"{len(constant)} of the requested genes are constant across cells (e.g. {list(constant[:5])}); "
+                "remove them from `genes`."
+            )
+        source = "custom"
+    elif "highly_variable" in adata.var and adata.var["highly_variable"].astype(bool).sum() >= 2:
+        idx = np.flatnonzero(adata.var["highly_variable"].to_numpy().astype(bool))
+        idx = idx[column_variance(values, idx) > 0]
+        source = "highly_variable"
+    else:
+        all_idx = np.arange(adata.n_vars)
+        variance = column_variance(values, all_idx)
+        idx = all_idx[variance > 0]
+        if len(idx) > MAX_DEFAULT_GENES:
+            idx = np.sort(idx[np.argsort(-variance[idx], kind="stable")[:MAX_DEFAULT_GENES]])
+        source = "all_variable" if len(idx) < MAX_DEFAULT_GENES else f"top_{MAX_DEFAULT_GENES}_variance"
+    if len(idx) < 2:
+        raise ValueError(
+            f"Only {len(idx)} non-constant gene(s) to test; pass at least two varying genes with `genes=`."
+        )
+    return idx, source
+
+
+def explicit_genes(var_names: pd.Index, genes) -> np.ndarray:
+    if isinstance(genes, str):
+        raise TypeError("`genes` must be a list of gene names or a boolean mask, not a single string.")
+    arr = np.asarray(genes)
+    if arr.dtype == bool:
+        if arr.shape != (len(var_names),):
+            raise ValueError(f"Boolean `genes` mask has length {arr.size}; it must have one entry per gene ({len(var_names)}).")
+        return np.flatnonzero(arr)
+    names = pd.Index(arr.astype(str))
+    if names.has_duplicates:
+        raise ValueError(f"`genes` lists some genes twice (e.g. {list(names[names.duplicated()][:5])}); pass each once.")
+    missing = names.difference(var_names)
+    if len(missing):
+        raise KeyError(f"{len(missing)} gene(s) not in adata.var_names (e.g. {list(missing[:5])}); check the names.")
+    return np.sort(var_names.get_indexer(names))
+
+
+def column_variance(values, idx: np.ndarray) -> np.ndarray:
+    sub = values[:, idx]
+    if sp.issparse(sub):
+        sub = sp.csc_matrix(sub, dtype=np.float64)
+        mean = np.asarray(sub.mean(axis=0)).ravel()
+        return np.asarray(sub.multiply(sub).mean(axis=0)).ravel() - mean**2
+    return np.asarray(sub, dtype=np.float64).var(axis=0)
+
+
+def gene_matrix(values, gene_idx: np.ndarray):
+    """The selected genes as float32 CSR (sparse input) or C-contiguous array (dense input)."""
+    sub = values[:, gene_idx]
+    if sp.issparse(sub):
+        return sp.csr_matrix(sub, dtype=np.float32)
+    return np.ascontiguousarray(sub, dtype=np.float32)
+
+
+def rows_dense(matrix, rows: np.ndarray) -> np.ndarray:
+    block = matrix[rows]
+    return block.toarray() if sp.issparse(block) else block
+
+
+def column_floor(matrix) -> np.ndarray:
+    """Each gene's minimum over all cells; a gene is 'detected' in a cell when above it."""
+    if sp.issparse(matrix):
+        return np.asarray(matrix.min(axis=0).toarray()).ravel()
+    return matrix.min(axis=0)
+
+
+def covariate_matrix(adata: AnnData, partial_out, n_components: int) -> np.ndarray | None:
+    """Covariates to partial out, one row per cell (None when not requested)."""
+    if partial_out is None:
+        return None
+    if isinstance(partial_out, str) and partial_out in adata.obsm:
+        cov = np.asarray(adata.obsm[partial_out])[:, :n_components].astype(np.float64)
+    else:
+        columns = [partial_out] if isinstance(partial_out, str) else list(partial_out)
+        missing = [c for c in columns if c not in adata.obs]
+        if missing:
+            raise KeyError(
+                f"`partial_out` {missing} is neither an obsm key ({list(adata.obsm.keys())}) nor an obs column; "
+                "run sc.pp.pca(adata) for 'X_pca' or name existing obs columns."
+            )
+        parts = []
+        for c in columns:
+            col = adata.obs[c]
+            if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype == bool:
+                parts.append(pd.get_dummies(col.astype(str), drop_first=True).to_numpy(dtype=np.float64))
+            else:
+                parts.append(col.to_numpy(dtype=np.float64)[:, None])
+        cov = np.column_stack(parts) if parts else np.zeros((adata.n_obs, 0))
+    if not np.isfinite(cov).all():
+        raise ValueError("`partial_out` covariates contain NaN or inf; fill or drop those cells first.")
+    return cov
+
+
+def assemble_sketch(per_locality, n_genes: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
+    """Stack the per-locality discoveries into a localities x distinct-pairs sparse matrix and a pair table."""
+    loc = np.concatenate([np.full(len(s.r), i, dtype=np.int64) for i, s in enumerate(per_locality)] or [np.zeros(0, np.int64)])
+    code = np.concatenate([s.gene_a.astype(np.int64) * n_genes + s.gene_b for s in per_locality] or [np.zeros(0, np.int64)])
+    r = np.concatenate([s.r for s in per_locality] or [np.zeros(0, np.float32)])
+    pair_codes, column = np.unique(code, return_inverse=True)
+    sketch = sp.csr_matrix((r, (loc, column)), shape=(len(per_locality), len(pair_codes)), dtype=np.float32)
+    support = np.bincount(column, minlength=len(pair_codes))
+    mean_r = np.bincount(column, weights=r, minlength=len(pair_codes)) / np.maximum(support, 1)
+    pairs = pd.DataFrame(
+        {"a": pair_codes // n_genes, "b": pair_codes % n_genes, "support": support.astype(np.int64), "mean_r": mean_r},
+        index=[f"P{i}" for i in range(len(pair_codes))],
+    )
+    return sketch, pairs

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._core.localities import find_localities, n_localities_for
+from .._keys import DEFAULT_KEY, Keys
+from .._utils import log_added, progress, store, store_params
+from .._validate import check_adata, check_float, check_int, check_key, check_choice, embedding, resolve_basis
+
+
+def default_n_cells(n_obs: int) -> int:
+    """Cells per locality when not given: n_obs / 7, kept within [50, 200] (and below n_obs)."""
+    return int(min(n_obs, min(200, max(50, n_obs // 7))))
+
+
+def localities(
+    adata: AnnData,
+    basis: str = "X_umap",
+    *,
+    n_cells: int | None = None,
+    overlap: float = 3.0,
+    max_evaluations: int = 40,
+    knn_method: str = "auto",
+    random_state: int = 0,
+    key_added: str = DEFAULT_KEY,
+    copy: bool = False,
+) -> AnnData | None:
+    """Cut an embedding into overlapping localities (LAVA step 1).
+
+    Probes are the centres of a weighted l-means of the cells, l = ceil(n_obs * overlap / n_cells),
+    with weights ``(indeg + 1)^alpha * (1 / mean_dist)^beta`` (kNN in-degree and mean distance to the
+    ``n_cells`` nearest neighbours). ``scipy.optimize.direct`` chooses alpha and beta so that how often
+    each cell is covered tracks its in-degree. A locality is the ``n_cells`` cells nearest a probe.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with an embedding in ``obsm``.
+    basis
+        Embedding to cut: an ``obsm`` key (``"X_umap"`` or ``"umap"``); any dimension works
+        (exact KD-tree search up to 10 dimensions, pynndescent above).
+    n_cells
+        Cells per locality (n). Default: ``n_obs / 7`` clipped to [50, 200]. Correlations need
+        around 100 cells to be estimated well; smaller localities resolve finer regions.
+    overlap
+        Average number of localities each cell falls into (o).
+    max_evaluations
+        Objective evaluations allowed to DIRECT when choosing alpha and beta.
+    knn_method
+        ``"auto"``, ``"exact"`` or ``"pynndescent"``.
+    random_state
+        Seed for l-means and pynndescent.
+    key_added
+        Results go to ``obsm[f"{key_added}_localities"]`` and ``uns[key_added]``.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or the copy when ``copy=True``. Writes
+
+    - ``obsm[f"{key_added}_localities"]``: sparse cells x localities membership (1.0 = member);
+    - ``uns[key_added]["probes"]``: probe coordinates, localities x dims;
+    - ``uns[key_added]["localities"]``: diagnostics ``alpha``, ``beta``, ``coverage_loss``,
+      ``n_uncovered``, ``coverage`` (per cell) and ``in_degree`` (per cell);
+    - ``uns[key_added]["params"]["localities"]``.
+    """
+    check_adata(adata)
+    key = check_key(key_added)
+    basis = resolve_basis(adata, basis)
+    points = embedding(adata, basis)
+    n_obs = adata.n_obs
+    n_cells = default_n_cells(n_obs) if n_cells is None else check_int("n_cells", n_cells, low=3)
+    if n_cells > n_obs:
+        raise ValueError(f"`n_cells`={n_cells} exceeds the {n_obs} cells in adata; pass a smaller `n_cells`.")
+    if n_obs < 10:
+        raise ValueError(f"adata has {n_obs} cells; LAVA needs at least 10 (and ideally thousands).")
+    overlap = check_float("overlap", overlap, low=0.0, open_low=True)
+    max_evaluations = check_int("max_evaluations", max_evaluations, low=5)
+    check_choice("knn_method", knn_method, ("auto", "exact", "pynndescent"))
+    random_state = check_int("random_state", random_state, low=0)
+    if n_localities_for(n_obs, n_cells, overlap) > n_obs:
+        raise ValueError(f"`overlap`={overlap} asks for more localities than cells; lower `overlap`.")
+
+    adata = adata.copy() if copy else adata
+    start = logg.info(f"placing LAVA localities on {basis!r} ({n_cells} cells each, overlap {overlap:g})")
+    with progress(max_evaluations, "probe search (DIRECT)") as bar:
+        result = find_localities(
+            points,
+            n_cells=n_cells,
+            overlap=overlap,
+            random_state=random_state,
+            max_evaluations=max_evaluations,
+            knn_method=knn_method,
+            progress=bar.update,
+        )
+    n_loc = len(result.probes)
+    membership = sp.csr_matrix(
+        (np.ones(result.members.size, dtype=np.float32), (result.members.ravel(), np.repeat(np.arange(n_loc), n_cells))),
+        shape=(n_obs, n_loc),
+    )
+    keys = Keys(key)
+    adata.obsm[keys.obsm_localities] = membership
+    adata.uns[keys.uns] = {}  # new localities invalidate correlations and modules stored under this key
+    store(
+        adata,
+        key,
+        probes=result.probes.astype(np.float64),
+        localities={
+            "basis": basis,
+            "n_localities": n_loc,
+            "alpha": result.alpha,
+            "beta": result.beta,
+            "coverage_loss": result.coverage_loss,
+            "n_uncovered": int((result.coverage == 0).sum()),
+            "n_evaluations": result.n_evaluations,
+            "coverage": result.coverage.astype(np.int32),
+            "in_degree": result.in_degree.astype(np.float64),
+        },
+    )
+    store_params(
+        adata,
+        key,
+        "localities",
+        dict(basis=basis, n_cells=n_cells, overlap=overlap, max_evaluations=max_evaluations,
+             knn_method=knn_method, random_state=random_state),
+    )
+    for stale in (keys.obsm_activity,):
+        adata.obsm.pop(stale, None)
+    log_added(
+        f"{n_loc} localities (alpha={result.alpha:.2f}, beta={result.beta:.2f}, "
+        f"{int((result.coverage == 0).sum())} cells uncovered)",
+        start,
+        [f"'{keys.obsm_localities}', locality membership (adata.obsm)", f"'{key}' probes, diagnostics, params (adata.uns)"],
+    )
+    return adata if copy else None

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from scanpy import logging as logg
+
+from .._core.correlations import standardise
+from .._core.knn import NeighbourIndex
+from .._core.modules import cell_activity, gene_scores, leiden_pair_modules, nmf_pair_modules, order_modules
+from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
+from .._utils import log_added, progress, store, store_params
+from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, expression, require
+from ._correlations import correlations, covariate_matrix, gene_matrix, rows_dense
+from ._localities import localities
+
+
+def modules(
+    adata: AnnData,
+    *,
+    key: str = DEFAULT_KEY,
+    method: str = "leiden",
+    resolution: float = 1.0,
+    rank: int = 10,
+    min_support: int = 2,
+    min_genes: int = 4,
+    n_neighbors: int = 15,
+    basis: str = "X_umap",
+    layer: str | None = None,
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Find modules: gene pairs that switch on together across localities, wherever those lie (LAVA step 3).
+
+    Runs :func:`~lava_sc.tl.localities` (on ``basis``) and :func:`~lava_sc.tl.correlations` (with
+    ``layer``) with their defaults first if they have not been run under ``key``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix.
+    key
+        Key of the LAVA results in ``uns`` / ``obsm``.
+    method
+        ``"leiden"`` (default): Leiden on a graph of significant pairs, where pairs sharing a gene are
+        linked by the cosine similarity of their locality profiles. ``"nmf"``: non-negative
+        factorisation of the localities x pairs association matrix.
+    resolution
+        Leiden resolution; higher gives more, smaller modules.
+    rank
+        Number of NMF components (``method="nmf"``); higher gives more, smaller modules.
+    min_support
+        Pairs significant in fewer localities are ignored (recurring evidence only).
+    min_genes
+        Smallest module, in genes. Genes enter a module's gene list when they take part in at
+        least two of its pairs.
+    n_neighbors
+        Strongest neighbours kept per pair in the Leiden pair graph.
+    basis, layer
+        Used only when localities or correlations must be computed first.
+    random_state
+        Seed for Leiden / NMF (and for missing steps).
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` or the copy. Writes ``uns[key]["modules"]`` (``module, gene_a, gene_b, weight, support``),
+    ``uns[key]["module_genes"]`` (``module, gene, score``), ``uns[key]["locality_activity"]``
+    (localities x modules: weighted mean correlation of the module's pairs in each locality) and
+    ``obsm[f"{key}_activity"]`` (cells x modules: mean over the localities containing the cell; cells
+    in no locality take the nearest probe's value).
+    """
+    check_adata(adata)
+    key = check_key(key)
+    check_choice("method", method, ("leiden", "nmf"))
+    resolution = check_float("resolution", resolution, low=0.0, open_low=True)
+    rank = check_int("rank", rank, low=1)
+    min_support = check_int("min_support", min_support, low=1)
+    min_genes = check_int("min_genes", min_genes, low=2)
+    n_neighbors = check_int("n_neighbors", n_neighbors, low=1)
+    random_state = check_int("random_state", random_state, low=0)
+    adata = adata.copy() if copy else adata
+    keys = Keys(key)
+    if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or "probes" not in adata.uns[key]:
+        localities(adata, basis, random_state=random_state, key_added=key)
+    if "sketch" not in adata.uns[key]:
+        correlations(adata, layer=layer, key=key, random_state=random_state)
+    require(adata, key, "sketch", "correlations")
+
+    start = logg.info(f"finding LAVA modules ({method})")
+    slot = adata.uns[key]
+    gene_names = np.asarray(slot["genes"]).astype(str)
+    pairs = slot["pairs"]
+    sketch = sp.csr_matrix(slot["sketch"])
+    gene_index = pd.Index(gene_names)
+    ga = gene_index.get_indexer(pairs["gene_a"].astype(str))
+    gb = gene_index.get_indexer(pairs["gene_b"].astype(str))
+    recurring = np.flatnonzero(pairs["support"].to_numpy() >= min_support)
+
+    labels = np.full(len(pairs), -1, dtype=np.int64)
+    if len(recurring) >= 2:
+        sub = sketch[:, recurring]
+        if method == "leiden":
+            sub_labels = leiden_pair_modules(
+                sub, ga[recurring], gb[recurring], resolution=resolution, n_neighbors=n_neighbors,
+                random_state=random_state,
+            )
+        else:
+            sub_labels, _ = nmf_pair_modules(sub, rank=rank, random_state=random_state)
+        labels[recurring] = sub_labels
+    labels = prune_to_core_genes(labels, ga, gb, min_genes)
+    labels = order_modules(labels, ga, gb, min_genes)
+    names = module_names(int(labels.max(initial=-1)) + 1)
+
+    table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
+    loc_act = locality_activity(adata, key, table, gene_index, names)
+    cell_act = cell_activity(
+        adata.obsm[keys.obsm_localities], loc_act, nearest_probe(adata, key)
+    )
+    store(
+        adata,
+        key,
+        modules=table,
+        module_genes=gene_table,
+        locality_activity=pd.DataFrame(loc_act, index=locality_names(len(loc_act)), columns=names),
+    )
+    adata.obsm[keys.obsm_activity] = pd.DataFrame(cell_act, index=adata.obs_names.copy(), columns=names)
+    store_params(
+        adata,
+        key,
+        "modules",
+        dict(method=method, resolution=resolution, rank=rank, min_support=min_support, min_genes=min_genes,
+             n_neighbors=n_neighbors, random_state=random_state),
+    )
+    log_added(
+        f"{len(names)} modules",
+        start,
+        [f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
+         f"'{keys.obsm_activity}', module activity per cell (adata.obsm)"],
+    )
+    return adata if copy else None
+
+
+def prune_to_core_genes(labels: np.ndarray, ga: np.ndarray, gb: np.ndarray, min_genes: int) -> np.ndarray:
+    """Drop module pairs touching a gene that has only one pair in that module (a stray association).
+
+    Modules smaller than three pairs are left as they are.
+    """
+    out = labels.copy()
+    for lab in np.unique(labels[labels >= 0]):
+        sel = np.flatnonzero(labels == lab)
+        if len(sel) < 3:
+            continue
+        genes, counts = np.unique(np.concatenate([ga[sel], gb[sel]]), return_counts=True)
+        core = genes[counts >= 2]
+        if len(core) < min_genes:
+            continue
+        stray = ~(np.isin(ga[sel], core) & np.isin(gb[sel], core))
+        out[sel[stray]] = -1
+    return out
+
+
+def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pair table (module, gene_a, gene_b, weight, support) and the gene table (module, gene, score)."""
+    in_module = np.flatnonzero(labels >= 0)
+    weight = pairs["mean_r"].to_numpy(dtype=np.float64)
+    support = pairs["support"].to_numpy(dtype=np.int64)
+    table = pd.DataFrame(
+        {
+            "module": [names[i] for i in labels[in_module]],
+            "gene_a": gene_names[ga[in_module]],
+            "gene_b": gene_names[gb[in_module]],
+            "weight": weight[in_module],
+            "support": support[in_module],
+        }
+    )
+    order = np.lexsort((-table["weight"].to_numpy(), labels[in_module]))
+    table = table.iloc[order].reset_index(drop=True)
+    rows = []
+    for m, name in enumerate(names):
+        sel = labels == m
+        score = gene_scores(ga[sel], gb[sel], weight[sel] * support[sel], len(gene_names))
+        for g in np.argsort(-score, kind="stable"):
+            if score[g] > 0:
+                rows.append((name, gene_names[g], float(score[g])))
+    gene_table = pd.DataFrame(rows, columns=["module", "gene", "score"])
+    for df in (table, gene_table):
+        df["module"] = pd.Categorical(df["module"], categories=names)
+    return table, gene_table
+
+
+def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index: pd.Index, names) -> np.ndarray:
+    """Weighted mean correlation of each module's pairs inside each locality (localities x modules)."""
+    keys = Keys(key)
+    membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
+    n_loc = membership.shape[1]
+    if not names:
+        return np.zeros((n_loc, 0))
+    params = adata.uns[key]["params"]["correlations"]
+    layer = params["layer"]
+    layer = None if layer == "None" else layer
+    partial_out = params["partial_out"]
+    partial_out = None if isinstance(partial_out, str) and partial_out == "None" else partial_out
+    if isinstance(partial_out, np.ndarray):
+        partial_out = [str(p) for p in partial_out]
+    covariates = covariate_matrix(adata, partial_out, int(params["n_partial_components"]))
+    used = np.unique(np.concatenate([table["gene_a"], table["gene_b"]]))
+    matrix = gene_matrix(expression(adata, layer), adata.var_names.get_indexer(used))
+    used_index = pd.Index(used)
+    ia = used_index.get_indexer(table["gene_a"])
+    ib = used_index.get_indexer(table["gene_b"])
+    mod = table["module"].cat.codes.to_numpy()
+    w = table["weight"].to_numpy()
+    total_w = np.bincount(mod, weights=w, minlength=len(names))
+    out = np.zeros((n_loc, len(names)))
+    with progress(n_loc, "module activity") as bar:
+        for loc in range(n_loc):
+            cells = np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])
+            z, _ = standardise(rows_dense(matrix, cells), None if covariates is None else covariates[cells])
+            r = np.einsum("ij,ij->j", z[:, ia], z[:, ib], dtype=np.float64)
+            out[loc] = np.bincount(mod, weights=w * r, minlength=len(names)) / total_w
+            bar.update()
+    return out
+
+
+def nearest_probe(adata: AnnData, key: str) -> np.ndarray:
+    """Index of the probe nearest each cell in the embedding the localities were placed on."""
+    basis = str(adata.uns[key]["params"]["localities"]["basis"])
+    probes = np.asarray(adata.uns[key]["probes"])
+    index = NeighbourIndex(probes, method="exact")
+    idx, _ = index.query(embedding(adata, basis), 1)
+    return idx[:, 0]
