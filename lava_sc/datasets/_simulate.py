@@ -22,13 +22,16 @@ _N_MARKERS = 5  # marker genes per cell type
 _MARKER_SHIFT = 1.5  # log-mean shift of a marker gene in its own cell type
 # sd of the module log-mean: shared latent in active cells, independent noise otherwise
 _MODULE_S = 0.9
-_GRADIENT_S = 1.0  # log-mean slope of gradient genes along T3's standardised long axis
+_GRADIENT_S = 2.0  # log-mean slope of gradient genes along T3's standardised long axis
 _BASE = 1.0  # counts per cell of a gene with log-mean 0 at depth 1
 _MU_RANGE = 1.0  # gene log-means are uniform in [-_MU_RANGE, _MU_RANGE]
 _THETA = 7.0  # negative binomial size (inverse dispersion)
 _DEPTH_SD = 0.4  # sd of log library size factor
 _NOISE_MEAN_RANGE = (0.02, 10.0)  # noise genes: mean counts log-uniform in this range
 _TARGET_SUM = 1e4
+# counts per cell (at depth 1) from the genes not simulated; they enter the library size like the
+# rest of a real transcriptome, so normalisation does not couple the few simulated genes
+_BACKGROUND_COUNTS = 4000.0
 _MIN_CELLS = 500
 _MIN_MODULE_SIZE = 3
 
@@ -108,7 +111,9 @@ def simulate_planted(
     :class:`~anndata.AnnData` with
 
     ``X``
-        log-normalised expression (total 1e4 per cell, then ``log1p``), float32 CSR.
+        log-normalised expression (total 1e4 per cell, then ``log1p``), float32 CSR. The library
+        size ``obs["total_counts"]`` includes ~4,000 counts per cell from unsimulated genes, as a real
+        transcriptome would, so that normalisation does not couple the few simulated genes.
     ``layers["counts"]``
         raw counts, int32 CSR.
     ``obs``
@@ -213,7 +218,8 @@ def simulate_planted(
 
     counts_csr = sparse.csr_matrix(counts)
     counts_csr.eliminate_zeros()
-    totals = np.asarray(counts_csr.sum(axis=1), dtype=np.float64).ravel()
+    background = rng.poisson(depth * _BACKGROUND_COUNTS)
+    totals = np.asarray(counts_csr.sum(axis=1), dtype=np.float64).ravel() + background
     scale = np.where(totals > 0, _TARGET_SUM / np.maximum(totals, 1.0), 0.0)
     x = counts_csr.astype(np.float64)
     x.data *= np.repeat(scale, np.diff(x.indptr))
@@ -228,6 +234,7 @@ def simulate_planted(
                 disease.astype(int), categories=list(_CONDITIONS)
             ),
             "depth": depth,
+            "total_counts": totals,
         },
         index=pd.Index([f"cell_{i}" for i in range(n_cells)]),
     )
@@ -270,6 +277,7 @@ def simulate_planted(
         "depth_sd": _DEPTH_SD,
         "noise_mean_range": np.asarray(_NOISE_MEAN_RANGE, dtype=float),
         "target_sum": _TARGET_SUM,
+        "background_counts": _BACKGROUND_COUNTS,
         "centres": centres,
     }
     return adata

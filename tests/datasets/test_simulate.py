@@ -69,7 +69,9 @@ def test_shapes_and_layout(adata):
     assert np.issubdtype(counts.dtype, np.integer)
     assert counts.data.min() >= 0
     c = _dense(counts).astype(np.float64)
-    expected = np.log1p(c / c.sum(1, keepdims=True) * 1e4)
+    total = adata.obs["total_counts"].to_numpy()[:, None]
+    assert (total >= c.sum(1, keepdims=True)).all()
+    expected = np.log1p(c / total * 1e4)
     np.testing.assert_allclose(_dense(adata.X), expected, rtol=1e-5, atol=1e-5)
 
     # embedding
@@ -138,7 +140,8 @@ def test_modules_carried_by_correlation_not_mean(adata):
         genes = list(adata.uns["planted"][m])
         idx = adata.var_names.get_indexer(genes)
         mean_diff = np.abs(x[act][:, idx].mean(0) - x[~act][:, idx].mean(0))
-        assert mean_diff.mean() < 0.1 * marker_shift, m
+        if m != "gradient":  # a gradient shifts means along its axis by construction
+            assert mean_diff.mean() < 0.1 * marker_shift, m
         assert _mean_pairwise_corr(adata, genes, act) > 0.15, m
         assert abs(_mean_pairwise_corr(adata, genes, ~act)) < 0.05, m
 

@@ -1,0 +1,342 @@
+"""The ``lava-sc`` command: run LAVA on an ``.h5ad`` file, or on a bundled demo dataset.
+
+Examples
+--------
+::
+
+    lava-sc demo --out lava_demo
+    lava-sc run data.h5ad --out data_lava.h5ad --tables tables/ --figures figures/
+    lava-sc run data.h5ad --out data_lava.h5ad --method nmf --rank 8 --partial-out X_pca
+
+Progress and log messages go to stderr, the summary to stdout. Errors in the input (a missing
+file, embedding, layer, ...) print ``lava-sc: error: <message>`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: a module counts as active in a cell when its activity (mean correlation of its pairs) exceeds this
+ACTIVE_THRESHOLD = 0.2
+#: modules listed in the summary
+MAX_SUMMARY_MODULES = 20
+#: top genes shown per module in the summary
+N_TOP_GENES = 5
+
+
+class CLIError(Exception):
+    """A problem with the user's input, reported as ``lava-sc: error: ...`` with exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lava-sc`` and ``python -m lava_sc``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors (argparse already printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+    import scanpy as sc
+
+    previous_verbosity = sc.settings.verbosity
+    sc.settings.verbosity = 0 if args.quiet else 2
+    try:
+        return args.func(args)
+    except (CLIError, ValueError, KeyError, TypeError, OSError) as err:
+        print(f"{parser.prog}: error: {message(err)}", file=sys.stderr)
+        return 2
+    finally:
+        sc.settings.verbosity = previous_verbosity
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .tl import correlations, localities, modules
+
+    parser = argparse.ArgumentParser(
+        prog="lava-sc",
+        description="LAVA (Locality-Aware Variable Associations): explain an embedding through gene-gene "
+        "association modules that recur across its localities.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars or log messages (summary only)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,run}")
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run LAVA on the bundled PBMC dataset (scanpy's pbmc68k_reduced) and write results and figures",
+        description="Run LAVA with default settings on scanpy's bundled pbmc68k_reduced (700 cells, UMAP) "
+        "and write the annotated h5ad, CSV tables and PNG figures to --out.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("lava_demo"), help="output folder (default: %(default)s)")
+    demo.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+    demo.set_defaults(func=run_demo)
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run LAVA on an .h5ad file",
+        description="Cut an embedding into localities (tl.localities), keep the significant gene-gene "
+        "correlations in each (tl.correlations), find recurring modules (tl.modules), write OUT.h5ad.",
+    )
+    run.add_argument("input", type=Path, metavar="IN.h5ad", help="input AnnData (log-normalised X or --layer)")
+    run.add_argument("--out", type=Path, required=True, metavar="OUT.h5ad", help="output AnnData with the results")
+    loc = run.add_argument_group("localities")
+    loc.add_argument("--basis", default=_default(localities, "basis"),
+                     help="obsm embedding to cut (default: %(default)s)")
+    loc.add_argument("--n-cells", type=int, default=None,
+                     help="cells per locality (default: n_obs / 7, clipped to [50, 200])")
+    loc.add_argument("--overlap", type=float, default=_default(localities, "overlap"),
+                     help="average number of localities per cell (default: %(default)s)")
+    cor = run.add_argument_group("correlations")
+    cor.add_argument("--layer", default=None, help="layer with log-normalised expression (default: X)")
+    cor.add_argument("--fdr", type=float, default=_default(correlations, "fdr"),
+                     help="false discovery rate per locality (default: %(default)s)")
+    cor.add_argument("--partial-out", action="append", default=None, metavar="COVARIATE",
+                     help="control for cell-type mixing inside localities: an obsm key (e.g. X_pca) or an obs "
+                     "column; repeat for several obs columns")
+    mod = run.add_argument_group("modules")
+    mod.add_argument("--method", choices=["leiden", "nmf"], default=_default(modules, "method"),
+                     help="module finder (default: %(default)s)")
+    mod.add_argument("--resolution", type=float, default=_default(modules, "resolution"),
+                     help="Leiden resolution; higher gives more, smaller modules (default: %(default)s)")
+    mod.add_argument("--rank", type=int, default=_default(modules, "rank"),
+                     help="NMF components (--method nmf) (default: %(default)s)")
+    out = run.add_argument_group("output")
+    out.add_argument("--key", default=_default(modules, "key"), help="key of the results in uns/obsm (default: %(default)s)")
+    out.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+    out.add_argument("--tables", type=Path, default=None, metavar="DIR",
+                     help="also write modules.csv, module_genes.csv, activity.csv here")
+    out.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                     help="also write activity.png, localities.png, network_M1.png here")
+    run.set_defaults(func=run_file)
+    return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import scanpy as sc
+
+    from . import tl
+
+    out: Path = args.out
+    adata = sc.datasets.pbmc68k_reduced()
+    tl.modules(adata, random_state=args.random_state)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_h5ad(adata, out / "pbmc68k_lava.h5ad")]
+    written += write_tables(adata, out, key="lava")
+    written += write_figures(adata, out, key="lava")
+    print(summary(adata, key="lava", title="LAVA demo: scanpy pbmc68k_reduced (PBMC, UMAP)"))
+    print(written_files(written))
+    return 0
+
+
+def run_file(args: argparse.Namespace) -> int:
+    import anndata as ad
+
+    from . import tl
+
+    if not args.input.is_file():
+        raise CLIError(f"input file {str(args.input)!r} not found.")
+    try:
+        adata = ad.read_h5ad(args.input)
+    except OSError as err:
+        raise CLIError(f"cannot read {str(args.input)!r} as an .h5ad file ({message(err)}).") from err
+    partial_out = args.partial_out
+    if partial_out is not None and len(partial_out) == 1:
+        partial_out = partial_out[0]
+    tl.localities(adata, args.basis, n_cells=args.n_cells, overlap=args.overlap, random_state=args.random_state,
+                  key_added=args.key)
+    tl.correlations(adata, layer=args.layer, key=args.key, fdr=args.fdr, partial_out=partial_out,
+                    random_state=args.random_state)
+    tl.modules(adata, key=args.key, method=args.method, resolution=args.resolution, rank=args.rank,
+               random_state=args.random_state)
+    written = [write_h5ad(adata, args.out)]
+    if args.tables is not None:
+        args.tables.mkdir(parents=True, exist_ok=True)
+        written += write_tables(adata, args.tables, key=args.key)
+    if args.figures is not None:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        written += write_figures(adata, args.figures, key=args.key)
+    print(summary(adata, key=args.key, title=f"LAVA on {args.input.name}"))
+    print(written_files(written))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def write_h5ad(adata, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(path)
+    return path
+
+
+def write_tables(adata, folder: Path, *, key: str) -> list[Path]:
+    from . import get
+
+    tables = {
+        "modules.csv": (get.modules(adata, key=key), False),
+        "module_genes.csv": (get.module_genes(adata, key=key), False),
+        "activity.csv": (get.activity(adata, key=key, level="cells"), True),
+    }
+    paths = []
+    for name, (frame, index) in tables.items():
+        path = folder / name
+        if index:
+            frame.to_csv(path, index_label="cell")
+        else:
+            frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def write_figures(adata, folder: Path, *, key: str) -> list[Path]:
+    """Draw the standard figures with :mod:`lava_sc.pl`; a figure that cannot be drawn is skipped with a warning."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import pl
+
+    names = module_list(adata, key)
+    basis = str(adata.uns[key]["params"]["localities"]["basis"])
+    basis = basis[2:] if basis.startswith("X_") else basis
+    jobs = [("localities", folder / "localities.png", lambda save: pl.localities(adata, key=key, show=False, save=save))]
+    if names:
+        jobs.insert(0, ("activity", folder / "activity.png",
+                        lambda save: pl.activity(adata, None, basis=basis, key=key, show=False, save=save)))
+        jobs.append(("module_network", folder / f"network_{names[0]}.png",
+                     lambda save: pl.module_network(adata, names[0], key=key, show=False, save=save)))
+    else:
+        warn("no modules found; skipped activity.png and the module network figure.")
+    written = []
+    for function, path, draw in jobs:
+        if not callable(getattr(pl, function, None)):
+            warn(f"lava_sc.pl.{function} is not available in this version; skipped {path.name}.")
+            continue
+        try:
+            result = draw(str(path))
+            if not path.is_file():  # the plot returned its axes without saving: save the figure ourselves
+                figure = figure_of(result)
+                if figure is None:
+                    raise RuntimeError("the plot saved nothing and returned no axes")
+                figure.savefig(path, dpi=150, bbox_inches="tight")
+        except Exception as err:  # a figure must never cost the user the results already written
+            warn(f"could not draw {path.name} with lava_sc.pl.{function}: {message(err)}")
+        else:
+            written.append(path)
+        finally:
+            plt.close("all")
+    return written
+
+
+def figure_of(result):
+    """The matplotlib Figure behind what a plot returned (Axes, list of Axes, Figure or None)."""
+    from matplotlib.figure import Figure
+
+    if isinstance(result, Figure):
+        return result
+    if isinstance(result, (list, tuple, np.ndarray)):
+        items = list(np.ravel(np.asarray(result, dtype=object)))
+        return figure_of(items[0]) if items else None
+    return getattr(result, "figure", None)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# summary
+
+
+def module_list(adata, key: str) -> list[str]:
+    from . import get
+
+    return [str(c) for c in get.activity(adata, key=key, level="localities").columns]
+
+
+def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
+    """A one-screen text summary of the LAVA results stored under ``key``."""
+    from . import get
+
+    slot = adata.uns[key]
+    params = slot["params"]
+    diag = slot["localities"]
+    n_loc = int(diag["n_localities"])
+    n_found = int(np.asarray(slot["correlations"]["n_discoveries"]).sum())
+    n_pairs = int(slot["sketch"].shape[1])
+    names = module_list(adata, key)
+    pair_table = get.modules(adata, key=key)
+    gene_table = get.module_genes(adata, key=key)
+    active = (get.activity(adata, key=key, level="cells") > ACTIVE_THRESHOLD).mean(axis=0)
+    n_pairs_per = pair_table.groupby("module", observed=False).size()
+    genes_per = gene_table.groupby("module", observed=False)["gene"].agg(list)
+
+    method = params["modules"]["method"]
+    lines = [
+        title,
+        f"  cells                     {adata.n_obs}",
+        f"  genes tested              {len(slot['genes'])}",
+        f"  localities                {n_loc} on {diag['basis']} ({int(params['localities']['n_cells'])} cells each, "
+        f"overlap {float(params['localities']['overlap']):g}; {int(diag['n_uncovered'])} cells in none)",
+        f"  significant associations  {n_found} (locality, gene pair) at FDR {float(params['correlations']['fdr']):g}; "
+        f"{n_pairs} distinct pairs",
+        f"  modules                   {len(names)} ({method})",
+    ]
+    if not names:
+        lines.append("")
+        lines.append("No modules found. Try more cells per locality (--n-cells), a higher --fdr, or --method nmf.")
+        return "\n".join(lines)
+    lines += [
+        "",
+        "  active = % of cells where the module's activity (weighted mean correlation of its",
+        f"           gene pairs in the cell's localities) is above {ACTIVE_THRESHOLD:g}",
+        "",
+        f"  {'module':<7} {'genes':>5} {'pairs':>6} {'active':>7}   top genes",
+    ]
+    width = max(len(n) for n in names[:MAX_SUMMARY_MODULES])
+    for name in names[:MAX_SUMMARY_MODULES]:
+        genes = genes_per.get(name, [])
+        top = ", ".join(genes[:N_TOP_GENES]) + (", ..." if len(genes) > N_TOP_GENES else "")
+        lines.append(
+            f"  {name:<{max(width, 7)}} {len(genes):>5} {int(n_pairs_per.get(name, 0)):>6} "
+            f"{active.get(name, 0.0):>7.0%}   {top}"
+        )
+    if len(names) > MAX_SUMMARY_MODULES:
+        lines.append(f"  ... and {len(names) - MAX_SUMMARY_MODULES} more modules (see modules.csv / module_genes.csv)")
+    return "\n".join(lines)
+
+
+def written_files(paths: list[Path]) -> str:
+    return "\nwritten:\n" + "\n".join(f"  {p}" for p in paths)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def message(err: BaseException) -> str:
+    """The text of an exception (a KeyError's message without the quotes str() adds)."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err) or type(err).__name__
+
+
+def warn(text: str) -> None:
+    print(f"lava-sc: warning: {text}", file=sys.stderr)
+
+
+def _default(function, name: str):
+    """A tool's default for ``name``, so the command line and the Python API cannot drift apart."""
+    return inspect.signature(function).parameters[name].default
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

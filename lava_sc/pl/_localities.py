@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from matplotlib import colors as mcolors
+from matplotlib import patheffects
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from .._keys import DEFAULT_KEY, Keys
+from .._validate import check_adata, check_key, require
+from ._utils import default_point_size, embedding_2d, finish, new_axes, style_embedding_axes
+
+_DIAGNOSTIC_COLORS = ("coverage", "in_degree")
+_HIGHLIGHT = plt.get_cmap("tab10").colors
+
+
+def localities(
+    adata: AnnData,
+    *,
+    basis: str | None = None,
+    key: str = DEFAULT_KEY,
+    color: str | None = "coverage",
+    show_members: int | str | Sequence[int | str] | None = None,
+    probe_labels: bool | None = None,
+    size: float | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | bool | None = None,
+) -> Axes | None:
+    """Localities on the embedding: cells, the probes (numbered), and chosen localities' members.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with results of :func:`lava_sc.tl.localities`.
+    basis
+        Embedding to draw on. Default: the one the localities were built in
+        (``uns[key]["params"]["localities"]["basis"]``). In any other embedding a probe is drawn at
+        the mean position of its locality's cells.
+    key
+        Key of the LAVA results in ``uns`` / ``obsm``.
+    color
+        Colour of the cells: ``"coverage"`` (how many localities contain the cell; uncovered cells are
+        marked with a red ring), ``"in_degree"`` (the cell's kNN in-degree, which coverage should
+        track), a column of ``adata.obs`` (numeric or categorical), or ``None`` for grey.
+    show_members
+        A locality (index ``3`` or id ``"L3"``) or a list of them whose member cells are outlined,
+        each in its own colour, with the convex hull of the members.
+    probe_labels
+        Write each probe's locality index in its marker. Default: when there are at most 60 localities.
+    size
+        Point size of the cells (default ``120000 / n_obs``, at most 40).
+    ax
+        Draw into this Axes.
+    show
+        Show the figure. Default: show unless ``ax`` was given.
+    save
+        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
+        writes ``lava_localities.png`` into ``scanpy.settings.figdir``.
+
+    Returns
+    -------
+    The Axes with ``show=False`` (or with ``ax``), otherwise ``None``.
+    """
+    check_adata(adata)
+    key = check_key(key)
+    require(adata, key, Keys.localities, "localities")
+    require(adata, key, Keys.probes, "localities")
+    slot = adata.uns[key]
+    keys = Keys(key)
+    membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
+    probes = np.asarray(slot[Keys.probes], dtype=np.float64)
+    n_loc = membership.shape[1]
+    recorded = _recorded_basis(slot)
+    if basis is None:
+        if recorded is None:
+            raise KeyError(
+                f"No basis is recorded in adata.uns[{key!r}]['params']['localities']; pass `basis=` (e.g. 'X_umap')."
+            )
+        basis = recorded
+    coords, obsm_key = embedding_2d(adata, basis)
+    if recorded is not None and obsm_key == recorded and probes.ndim == 2 and probes.shape[1] >= 2:
+        probe_xy = probes[:, :2]
+    else:  # another embedding: probes live elsewhere, place them at their members' centroid
+        counts = np.asarray(membership.sum(axis=0)).ravel()
+        probe_xy = (membership.T @ coords) / np.maximum(counts, 1)[:, None]
+    selected = _selected(show_members, n_loc)
+
+    ax_given = ax is not None
+    ax = new_axes(ax, (6.2, 5.0))
+    if size is None:
+        size = default_point_size(adata.n_obs)
+    _draw_cells(ax, adata, slot, coords, color, size)
+
+    if probe_labels is None:
+        probe_labels = n_loc <= 60
+    marker_size = 150 if probe_labels else 40
+    ax.scatter(
+        probe_xy[:, 0], probe_xy[:, 1], s=marker_size, c="white", edgecolors="black", linewidths=0.9, zorder=4
+    )
+    if probe_labels:
+        fontsize = 7 if n_loc < 100 else 5.5
+        for i, (x, y) in enumerate(probe_xy):
+            ax.text(x, y, str(i), ha="center", va="center", fontsize=fontsize, zorder=5)
+
+    handles = []
+    for j, loc in enumerate(selected):
+        colour = _HIGHLIGHT[j % len(_HIGHLIGHT)]
+        members = membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]]
+        pts = coords[members]
+        ax.scatter(
+            pts[:, 0], pts[:, 1], s=size * 1.6, facecolors="none", edgecolors=colour, linewidths=1.0, zorder=3
+        )
+        _hull(ax, pts, colour)
+        ax.scatter(
+            probe_xy[loc, 0], probe_xy[loc, 1], s=marker_size, c="white", edgecolors=colour, linewidths=2.2, zorder=4.5
+        )
+        handles.append(
+            Line2D([], [], marker="o", ls="--", color=colour, mfc="none", label=f"L{loc} ({len(members)} cells)")
+        )
+    if handles:
+        ax.legend(handles=handles, loc="best", fontsize=8, frameon=True, framealpha=0.85)
+
+    ax.set_title(f"{n_loc} localities on {obsm_key}", fontsize=10)
+    style_embedding_axes(ax, obsm_key)
+    return finish(ax, ax_given=ax_given, show=show, save=save, name="lava_localities")
+
+
+def _recorded_basis(slot) -> str | None:
+    params = slot.get(Keys.params, {})
+    basis = params.get("localities", {}).get("basis") if hasattr(params, "get") else None
+    if basis is None:
+        basis = slot.get(Keys.localities, {}).get("basis")
+    return None if basis is None or basis == "None" else str(basis)
+
+
+def _selected(show_members, n_loc: int) -> list[int]:
+    if show_members is None:
+        return []
+    if isinstance(show_members, (str, Integral)) or np.isscalar(show_members):
+        show_members = [show_members]
+    out = []
+    for item in show_members:
+        idx = item
+        if isinstance(item, str):
+            text = item[1:] if item[:1] in ("L", "l") else item
+            if not text.isdigit():
+                raise ValueError(f"`show_members` takes locality indices (3) or ids ('L3'), got {item!r}.")
+            idx = int(text)
+        if isinstance(idx, bool) or not isinstance(idx, Integral):
+            raise TypeError(f"`show_members` takes locality indices (3) or ids ('L3'), got {item!r}.")
+        if not 0 <= idx < n_loc:
+            raise ValueError(f"Locality {item!r} does not exist; there are {n_loc} localities (L0 to L{n_loc - 1}).")
+        out.append(int(idx))
+    return list(dict.fromkeys(out))
+
+
+def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size: float) -> None:
+    kw = dict(s=size, edgecolors="none", zorder=1)
+    if color is None:
+        ax.scatter(coords[:, 0], coords[:, 1], c="#c8c8c8", **kw)
+        return
+    if not isinstance(color, str):
+        raise TypeError(f"`color` must be 'coverage', 'in_degree', an obs column or None, got {color!r}.")
+    diag = slot.get(Keys.localities, {})
+    if color in _DIAGNOSTIC_COLORS:
+        if color not in diag:
+            raise KeyError(
+                f"adata.uns[...][{Keys.localities!r}] has no {color!r}; rerun lava_sc.tl.localities(adata) "
+                "or pass `color=None`."
+            )
+        values = np.asarray(diag[color], dtype=np.float64).ravel()
+        if values.shape[0] != adata.n_obs:
+            raise ValueError(f"{color!r} has {values.shape[0]} values for {adata.n_obs} cells; rerun the localities.")
+        label = "localities covering the cell" if color == "coverage" else "kNN in-degree"
+        _continuous(ax, coords, values, label, kw, integer=color == "coverage")
+        if color == "coverage":
+            bare = values == 0
+            if bare.any():
+                ax.scatter(
+                    coords[bare, 0], coords[bare, 1], s=size * 2.2, facecolors="none", edgecolors="#d62728",
+                    linewidths=1.0, zorder=2, label=f"uncovered ({int(bare.sum())})",
+                )
+        return
+    if color not in adata.obs.columns:
+        raise KeyError(
+            f"`color={color!r}` is neither 'coverage', 'in_degree' nor a column of adata.obs "
+            f"(columns: {list(adata.obs.columns)}); pass one of those or None."
+        )
+    column = adata.obs[color]
+    if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object or column.dtype == bool:
+        cats = pd.Categorical(column)
+        palette = adata.uns.get(f"{color}_colors")
+        if palette is None or len(palette) < len(cats.categories):
+            base = plt.get_cmap("tab20").colors
+            palette = [mcolors.to_hex(base[i % len(base)]) for i in range(len(cats.categories))]
+        for i, cat in enumerate(cats.categories):
+            mask = np.asarray(cats == cat)
+            ax.scatter(coords[mask, 0], coords[mask, 1], c=[palette[i]], label=str(cat), alpha=0.8, **kw)
+        ax.legend(
+            loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False, markerscale=1.5, title=color,
+            title_fontsize=8,
+        )
+        return
+    _continuous(ax, coords, column.to_numpy(dtype=np.float64), color, kw, integer=False)
+
+
+def _continuous(ax: Axes, coords, values, label: str, kw: dict, *, integer: bool) -> None:
+    order = np.argsort(values, kind="stable")
+    norm = None
+    cmap = plt.get_cmap("viridis")
+    if integer and np.isfinite(values).all():
+        top = int(values.max()) if values.size else 0
+        bounds = np.arange(-0.5, top + 1.5)
+        cmap = plt.get_cmap("viridis", len(bounds) - 1)
+        norm = mcolors.BoundaryNorm(bounds, cmap.N)
+    art = ax.scatter(coords[order, 0], coords[order, 1], c=values[order], cmap=cmap, norm=norm, **kw)
+    cbar = ax.figure.colorbar(art, ax=ax, fraction=0.05, pad=0.02)
+    if norm is not None:
+        top = int(values.max()) if values.size else 0
+        step = max(1, int(np.ceil((top + 1) / 10)))
+        cbar.set_ticks(np.arange(0, top + 1, step))
+        cbar.minorticks_off()
+    cbar.set_label(label)
+    cbar.outline.set_visible(False)
+
+
+def _hull(ax: Axes, pts: np.ndarray, colour) -> None:
+    """Dashed convex hull around a locality's members (skipped for degenerate point sets)."""
+    if len(pts) < 3:
+        return
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        hull = ConvexHull(pts)
+    except QhullError:
+        return
+    ring = pts[np.append(hull.vertices, hull.vertices[0])]
+    (line,) = ax.plot(ring[:, 0], ring[:, 1], ls="--", lw=1.3, color=colour, zorder=3.5)
+    line.set_path_effects([patheffects.Stroke(linewidth=2.6, foreground="white", alpha=0.7), patheffects.Normal()])

@@ -1,0 +1,39 @@
+"""Shared, session-scoped fixtures: every expensive computation runs once per test session."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import scanpy as sc  # noqa: E402
+
+import lava_sc as lv  # noqa: E402
+
+sc.settings.verbosity = 0
+
+
+@pytest.fixture(scope="session")
+def pbmc():
+    """pbmc68k_reduced (700 real cells) as scanpy ships it."""
+    return sc.datasets.pbmc68k_reduced()
+
+
+@pytest.fixture(scope="session")
+def pbmc_lava(pbmc):
+    """pbmc68k_reduced with default LAVA results under key "lava" (do not modify: copy first)."""
+    adata = pbmc.copy()
+    lv.tl.modules(adata, random_state=0)
+    return adata
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """The planted-module simulator with its defaults."""
+    return lv.datasets.simulate_planted(random_state=0)
+
+
+@pytest.fixture(scope="session")
+def planted_lava(planted):
+    adata = planted.copy()
+    lv.tl.modules(adata, random_state=0)
+    return adata
