@@ -61,7 +61,7 @@ def activity(
     cmap
         Colormap for the activity.
     size
-        Point size (default ``120000 / n_obs``, at most 40, as in scanpy).
+        Point size (default ``120000 / n_obs``, at most 30, as in scanpy).
     vmin, vmax
         Colour limits, shared by all panels. A number, or a string ``"p<q>"`` for the ``q``-th
         percentile of each panel's activity (e.g. ``vmax="p99"``). Default: each panel's range.

@@ -12,6 +12,7 @@ from matplotlib import colors as mcolors
 from matplotlib import patheffects
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
 from .._keys import DEFAULT_KEY, Keys
@@ -57,7 +58,7 @@ def localities(
     probe_labels
         Write each probe's locality index in its marker. Default: when there are at most 60 localities.
     size
-        Point size of the cells (default ``120000 / n_obs``, at most 40).
+        Point size of the cells (default ``120000 / n_obs``, at most 30).
     ax
         Draw into this Axes.
     show
@@ -98,7 +99,7 @@ def localities(
     ax = new_axes(ax, (6.2, 5.0))
     if size is None:
         size = default_point_size(adata.n_obs)
-    _draw_cells(ax, adata, slot, coords, color, size)
+    uncovered = _draw_cells(ax, adata, slot, coords, color, size)
 
     if probe_labels is None:
         probe_labels = n_loc <= 60
@@ -111,7 +112,7 @@ def localities(
         for i, (x, y) in enumerate(probe_xy):
             ax.text(x, y, str(i), ha="center", va="center", fontsize=fontsize, zorder=5)
 
-    handles = []
+    handles = [uncovered] if uncovered is not None else []
     for j, loc in enumerate(selected):
         colour = _HIGHLIGHT[j % len(_HIGHLIGHT)]
         members = membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]]
@@ -126,8 +127,10 @@ def localities(
         handles.append(
             Line2D([], [], marker="o", ls="--", color=colour, mfc="none", label=f"L{loc} ({len(members)} cells)")
         )
-    if handles:
-        ax.legend(handles=handles, loc="best", fontsize=8, frameon=True, framealpha=0.85)
+    if handles:  # a second legend, so that a categorical `color` keeps its own
+        legend = Legend(ax, handles, [h.get_label() for h in handles], loc="best", fontsize=8, framealpha=0.85)
+        legend.set_zorder(6)
+        ax.add_artist(legend)
 
     ax.set_title(f"{n_loc} localities on {obsm_key}", fontsize=10)
     style_embedding_axes(ax, obsm_key)
@@ -163,7 +166,8 @@ def _selected(show_members, n_loc: int) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size: float) -> None:
+def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size: float):
+    """Draw the cells; returns the artist marking uncovered cells, if any (for the legend)."""
     kw = dict(s=size, edgecolors="none", zorder=1)
     if color is None:
         ax.scatter(coords[:, 0], coords[:, 1], c="#c8c8c8", **kw)
@@ -185,7 +189,7 @@ def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size:
         if color == "coverage":
             bare = values == 0
             if bare.any():
-                ax.scatter(
+                return ax.scatter(
                     coords[bare, 0], coords[bare, 1], s=size * 2.2, facecolors="none", edgecolors="#d62728",
                     linewidths=1.0, zorder=2, label=f"uncovered ({int(bare.sum())})",
                 )

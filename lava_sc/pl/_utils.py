@@ -187,8 +187,8 @@ def style_embedding_axes(ax: Axes, obsm_key: str) -> None:
 
 
 def default_point_size(n_obs: int) -> float:
-    """Scanpy's ``120000 / n_obs``, capped so small objects do not turn into blobs."""
-    return float(min(120000 / max(n_obs, 1), 40.0))
+    """Scanpy's ``120000 / n_obs``, capped at 30 so small objects do not turn into blobs."""
+    return float(min(120000 / max(n_obs, 1), 30.0))
 
 
 def embedding_2d(adata: AnnData, basis: str) -> tuple[np.ndarray, str]:

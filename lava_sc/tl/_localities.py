@@ -97,6 +97,7 @@ def localities(
             knn_method=knn_method,
             progress=bar.update,
         )
+        bar.total = bar.n  # DIRECT may take one evaluation more than its budget
     n_loc = len(result.probes)
     membership = sp.csr_matrix(
         (np.ones(result.members.size, dtype=np.float32), (result.members.ravel(), np.repeat(np.arange(n_loc), n_cells))),

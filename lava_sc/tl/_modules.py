@@ -53,8 +53,8 @@ def modules(
     min_support
         Pairs significant in fewer localities are ignored (recurring evidence only).
     min_genes
-        Smallest module, in genes. Genes enter a module's gene list when they take part in at
-        least two of its pairs.
+        Smallest module, in genes. A module keeps only genes that take part in at least two of its
+        pairs (its 2-core): a gene attached by a single association is more likely a stray.
     n_neighbors
         Strongest neighbours kept per pair in the Leiden pair graph.
     basis, layer
@@ -110,7 +110,7 @@ def modules(
         else:
             sub_labels, _ = nmf_pair_modules(sub, rank=rank, random_state=random_state)
         labels[recurring] = sub_labels
-    labels = prune_to_core_genes(labels, ga, gb, min_genes)
+    labels = prune_to_core_genes(labels, ga, gb)
     labels = order_modules(labels, ga, gb, min_genes)
     names = module_names(int(labels.max(initial=-1)) + 1)
 
@@ -143,22 +143,24 @@ def modules(
     return adata if copy else None
 
 
-def prune_to_core_genes(labels: np.ndarray, ga: np.ndarray, gb: np.ndarray, min_genes: int) -> np.ndarray:
-    """Drop module pairs touching a gene that has only one pair in that module (a stray association).
+def prune_to_core_genes(labels: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+    """Drop module pairs touching a gene with only one pair in that module (a stray association).
 
-    Modules smaller than three pairs are left as they are.
+    Repeated until every remaining gene has at least two pairs in its module (the 2-core of the
+    module's gene graph). A module that is a star or a chain has no such core and vanishes;
+    ``order_modules`` drops cores with fewer than ``min_genes`` genes.
     """
     out = labels.copy()
     for lab in np.unique(labels[labels >= 0]):
         sel = np.flatnonzero(labels == lab)
-        if len(sel) < 3:
-            continue
-        genes, counts = np.unique(np.concatenate([ga[sel], gb[sel]]), return_counts=True)
-        core = genes[counts >= 2]
-        if len(core) < min_genes:
-            continue
-        stray = ~(np.isin(ga[sel], core) & np.isin(gb[sel], core))
-        out[sel[stray]] = -1
+        keep = np.ones(len(sel), dtype=bool)
+        while True:
+            genes, counts = np.unique(np.concatenate([ga[sel[keep]], gb[sel[keep]]]), return_counts=True)
+            stray_genes = genes[counts < 2]
+            if len(stray_genes) == 0:
+                break
+            keep &= ~(np.isin(ga[sel], stray_genes) | np.isin(gb[sel], stray_genes))
+        out[sel[~keep]] = -1
     return out
 
 

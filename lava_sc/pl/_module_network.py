@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import os
+import random
+
+import igraph as ig
+import numpy as np
+from anndata import AnnData
+from matplotlib import patheffects
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
+
+from .._keys import DEFAULT_KEY
+from .._validate import check_choice, check_int
+from ._utils import check_results, finish, module_gene_table, module_pair_table, new_axes, select_module
+
+_LAYOUTS = ("fr", "kk", "circle")
+_EDGE_COLOUR = "#4a5a6a"
+
+
+def module_network(
+    adata: AnnData,
+    module: str,
+    *,
+    key: str = DEFAULT_KEY,
+    max_genes: int = 30,
+    layout: str = "fr",
+    random_state: int = 0,
+    cmap="YlOrRd",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | bool | None = None,
+) -> Axes | None:
+    """A module's gene–gene association network.
+
+    Nodes are the module's genes, sized and coloured by their score (1 = the module's hub gene);
+    edges are its gene pairs, wider for a higher ``weight`` (mean correlation where the pair is
+    significant) and more opaque for a higher ``support`` (number of localities where it is).
+    The layout is computed with igraph and drawn with matplotlib only.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with results of :func:`lava_sc.tl.modules`.
+    module
+        The module to draw, e.g. ``"M1"``.
+    key
+        Key of the LAVA results in ``uns`` / ``obsm``.
+    max_genes
+        Draw at most this many genes: the highest-scoring ones, with the pairs among them.
+    layout
+        ``"fr"`` (Fruchterman–Reingold, weighted), ``"kk"`` (Kamada–Kawai) or ``"circle"``.
+    random_state
+        Seed of the layout; the same seed gives the same picture.
+    cmap
+        Colormap of the node colours (gene score).
+    ax
+        Draw into this Axes.
+    show
+        Show the figure. Default: show unless ``ax`` was given.
+    save
+        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
+        writes ``lava_module_network_<module>.png`` into ``scanpy.settings.figdir``.
+
+    Returns
+    -------
+    The Axes with ``show=False`` (or with ``ax``), otherwise ``None``.
+    """
+    key = check_results(adata, key)
+    module = select_module(adata, key, module)
+    max_genes = check_int("max_genes", max_genes, low=2)
+    check_choice("layout", layout, _LAYOUTS)
+    random_state = check_int("random_state", random_state, low=0)
+
+    genes_all = module_gene_table(adata, key, module)
+    genes = genes_all.head(max_genes)
+    names = genes["gene"].tolist()
+    scores = genes["score"].to_numpy(dtype=np.float64)
+    index = {g: i for i, g in enumerate(names)}
+    pairs = module_pair_table(adata, key, module)
+    keep = pairs["gene_a"].isin(index) & pairs["gene_b"].isin(index) & (pairs["gene_a"] != pairs["gene_b"])
+    pairs = pairs.loc[keep]
+    edges = np.column_stack([pairs["gene_a"].map(index), pairs["gene_b"].map(index)]).astype(np.int64)
+    weight = np.abs(pairs["weight"].to_numpy(dtype=np.float64))
+    support = pairs["support"].to_numpy(dtype=np.float64)
+
+    pos = _layout(len(names), edges, weight, layout, random_state)
+
+    ax_given = ax is not None
+    ax = new_axes(ax, (6.4, 6.0))
+    if len(edges):
+        w_lo, w_hi = weight.min(), weight.max()
+        width = 0.6 + 3.4 * _unit(weight, w_lo, w_hi)
+        alpha = 0.2 + 0.7 * _unit(support, support.min(), support.max())
+        rgba = np.tile(plt.matplotlib.colors.to_rgba(_EDGE_COLOUR), (len(edges), 1))
+        rgba[:, 3] = alpha
+        order = np.argsort(weight, kind="stable")  # strongest edges on top
+        segs = pos[edges[order]]
+        ax.add_collection(LineCollection(segs, linewidths=width[order], colors=rgba[order], zorder=1, capstyle="round"))
+
+    node_size = 60 + 440 * np.clip(scores, 0, 1)
+    nodes = ax.scatter(
+        pos[:, 0], pos[:, 1], s=node_size, c=scores, cmap=cmap, vmin=0, vmax=1, edgecolors="#333333",
+        linewidths=0.7, zorder=2,
+    )
+    cbar = ax.figure.colorbar(nodes, ax=ax, fraction=0.04, pad=0.01, shrink=0.6)
+    cbar.set_label("gene score")
+    cbar.outline.set_visible(False)
+
+    _frame(ax, pos)
+    _labels(ax, pos, names, node_size)
+
+    if len(edges):
+        handles = [
+            Line2D([], [], color=_EDGE_COLOUR, lw=0.6 + 3.4 * _unit(np.array([w]), w_lo, w_hi)[0], label=f"r = {w:.2f}")
+            for w in sorted({w_lo, w_hi})
+        ]
+        handles.append(Line2D([], [], color="none", label=f"opacity: support {int(support.min())}–{int(support.max())}"))
+        ax.legend(handles=handles, loc="lower right", fontsize=7, frameon=True, framealpha=0.8, handlelength=2.5)
+
+    shown = f"top {len(names)} of {len(genes_all)} genes" if len(genes_all) > len(names) else f"{len(names)} genes"
+    ax.set_title(f"{module}: {shown}, {len(edges)} pairs", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    return finish(ax, ax_given=ax_given, show=show, save=save, name=f"lava_module_network_{module}")
+
+
+def _unit(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.full(x.shape, 0.5) if hi <= lo else (x - lo) / (hi - lo)
+
+
+def _layout(n: int, edges: np.ndarray, weight: np.ndarray, layout: str, random_state: int) -> np.ndarray:
+    """Node positions in [0, 1]^2, deterministic for ``random_state``."""
+    if n == 1:
+        return np.array([[0.5, 0.5]])
+    graph = ig.Graph(n=n, edges=edges.tolist(), directed=False)
+    rng = np.random.default_rng(random_state)
+    seed = rng.uniform(-1, 1, size=(n, 2)).tolist()
+    # igraph draws from Python's `random` by default; make any draw inside the layout reproducible too.
+    ig.set_random_number_generator(random.Random(random_state))
+    try:
+        if layout == "fr":
+            coords = graph.layout_fruchterman_reingold(weights=weight.tolist() or None, seed=seed, niter=1000)
+        elif layout == "kk":
+            coords = graph.layout_kamada_kawai(seed=seed)
+        else:
+            coords = graph.layout_circle()
+    finally:
+        ig.set_random_number_generator(random)
+    pos = np.asarray(coords.coords, dtype=np.float64)
+    span = pos.max(axis=0) - pos.min(axis=0)
+    return (pos - pos.min(axis=0)) / np.where(span > 0, span, 1.0)
+
+
+def _frame(ax: Axes, pos: np.ndarray) -> None:
+    ax.set_xlim(-0.12, 1.12)
+    ax.set_ylim(-0.12, 1.12)
+
+
+def _labels(ax: Axes, pos: np.ndarray, names: list[str], node_size: np.ndarray) -> None:
+    """Gene labels just above their nodes, nudged apart where they would overlap."""
+    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    texts = [
+        ax.annotate(
+            name, xy=(x, y), xytext=(0, np.sqrt(s) / 2 + 2), textcoords="offset points", ha="center", va="bottom",
+            fontsize=8, zorder=3, path_effects=halo,
+        )
+        for (x, y), name, s in zip(pos, names, node_size, strict=True)
+    ]
+    _repel(ax, texts)
+
+
+def _repel(ax: Axes, texts, n_iter: int = 200) -> None:
+    """Push overlapping labels apart (in points), keeping each one close to its node."""
+    if len(texts) < 2:
+        return
+    fig = _root_figure(ax)
+    fig.draw_without_rendering()  # run the layout engine so label extents are final
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()
+    scale = fig.dpi / 72.0
+    boxes = np.array([t.get_window_extent(renderer).bounds for t in texts], dtype=np.float64)  # x0, y0, w, h (px)
+    base = np.array([t.xyann for t in texts], dtype=np.float64)
+    shift = np.zeros_like(base)
+    pad = 1.0
+    for _ in range(n_iter):
+        x0 = boxes[:, 0] + shift[:, 0] * scale
+        y0 = boxes[:, 1] + shift[:, 1] * scale
+        x1 = x0 + boxes[:, 2]
+        y1 = y0 + boxes[:, 3]
+        ox = np.minimum(x1[:, None], x1[None, :]) - np.maximum(x0[:, None], x0[None, :]) + pad
+        oy = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :]) + pad
+        overlap = (ox > 0) & (oy > 0)
+        np.fill_diagonal(overlap, False)
+        if not overlap.any():
+            break
+        cx = (x0 + x1) / 2
+        cy = (y0 + y1) / 2
+        dx = cx[:, None] - cx[None, :]
+        dy = cy[:, None] - cy[None, :]
+        # move along the axis of least overlap, half each way
+        move_y = np.where(overlap & (oy <= ox), np.sign(dy + 1e-9) * oy / 2, 0.0).sum(axis=1)
+        move_x = np.where(overlap & (ox < oy), np.sign(dx + 1e-9) * ox / 2, 0.0).sum(axis=1)
+        shift[:, 0] += 0.5 * move_x / scale
+        shift[:, 1] += 0.5 * move_y / scale
+    for text, b, s in zip(texts, base, shift, strict=True):
+        text.xyann = (b[0] + s[0], b[1] + s[1])
+
+
+def _root_figure(ax: Axes):
+    try:
+        return ax.get_figure(root=True)
+    except TypeError:  # matplotlib < 3.10
+        fig = ax.figure
+        while hasattr(fig, "figure") and fig.figure is not fig and fig.figure is not None:
+            fig = fig.figure
+        return fig

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import lava_sc as lv
+from lava_sc._core.knn import NeighbourIndex
+from lava_sc._core.localities import (
+    coverage_loss,
+    find_localities,
+    members_and_coverage,
+    n_localities_for,
+    place_probes,
+)
+
+
+def test_writes_membership_probes_and_diagnostics(pbmc):
+    adata = pbmc.copy()
+    lv.tl.localities(adata, n_cells=100, overlap=3)
+    member = adata.obsm["lava_localities"]
+    n_loc = int(np.ceil(700 * 3 / 100))
+    assert sp.issparse(member) and member.shape == (700, n_loc)
+    np.testing.assert_array_equal(np.asarray(member.sum(axis=0)).ravel(), 100)
+    diag = adata.uns["lava"]["localities"]
+    assert adata.uns["lava"]["probes"].shape == (n_loc, 2)
+    assert 0 <= diag["alpha"] <= 3 and 0 <= diag["beta"] <= 3
+    assert diag["n_uncovered"] == int((np.asarray(member.sum(axis=1)).ravel() == 0).sum())
+    assert adata.uns["lava"]["params"]["localities"]["n_cells"] == 100
+
+
+def test_members_are_the_nearest_cells_to_each_probe(pbmc):
+    adata = pbmc.copy()
+    lv.tl.localities(adata, n_cells=50, overlap=2)
+    probes = adata.uns["lava"]["probes"]
+    umap = adata.obsm["X_umap"]
+    member = adata.obsm["lava_localities"].tocsc()
+    for loc in range(3):
+        d = np.linalg.norm(umap - probes[loc], axis=1)
+        inside = member[:, loc].toarray().ravel() > 0
+        assert d[inside].max() <= np.sort(d)[50] + 1e-4
+
+
+def test_direct_improves_on_unweighted_kmeans(planted):
+    points = planted.obsm["X_umap"]
+    tuned = find_localities(points, n_cells=150, overlap=3, max_evaluations=30)
+    index = NeighbourIndex(points)
+    n_loc = n_localities_for(len(points), 150, 3)
+    probes = place_probes(index.data, np.ones(len(points)), n_loc, 0)
+    _, coverage = members_and_coverage(index, probes, 150)
+    unweighted = coverage_loss(coverage, tuned.in_degree)
+    print(f"coverage loss: DIRECT-tuned {tuned.coverage_loss:.4f}, unweighted l-means {unweighted:.4f}")
+    assert tuned.coverage_loss <= unweighted
+    assert tuned.coverage_loss == pytest.approx(coverage_loss(tuned.coverage, tuned.in_degree))
+
+
+def test_high_dimensional_basis_uses_pynndescent(pbmc):
+    adata = pbmc.copy()
+    lv.tl.localities(adata, "X_pca", n_cells=60, knn_method="pynndescent")
+    assert adata.obsm["lava_localities"].shape[0] == 700
+    # approximate neighbours agree closely with exact ones on 50-d PCA
+    exact = pbmc.copy()
+    lv.tl.localities(exact, "X_pca", n_cells=60, knn_method="exact")
+    a, b = adata.obsm["lava_localities"], exact.obsm["lava_localities"]
+    assert abs(a.sum() - b.sum()) == 0
+
+
+def test_deterministic_and_basis_alias(pbmc):
+    a, b = pbmc.copy(), pbmc.copy()
+    lv.tl.localities(a, "X_umap", random_state=3)
+    lv.tl.localities(b, "umap", random_state=3)
+    assert (a.obsm["lava_localities"] != b.obsm["lava_localities"]).nnz == 0
+
+
+def test_copy_leaves_input_untouched(pbmc):
+    adata = pbmc.copy()
+    out = lv.tl.localities(adata, copy=True)
+    assert "lava" not in adata.uns and "lava_localities" not in adata.obsm
+    assert "lava_localities" in out.obsm
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"basis": "X_tsne"}, KeyError, "sc.tl.umap"),
+        ({"n_cells": 10_000}, ValueError, "smaller `n_cells`"),
+        ({"n_cells": 0}, ValueError, "n_cells"),
+        ({"n_cells": 2.5}, TypeError, "integer"),
+        ({"overlap": -1}, ValueError, "overlap"),
+        ({"overlap": 500}, ValueError, "lower `overlap`"),
+        ({"knn_method": "annoy"}, ValueError, "knn_method"),
+    ],
+)
+def test_bad_arguments(pbmc, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        lv.tl.localities(pbmc.copy(), **kwargs)
+
+
+def test_nan_in_embedding_is_reported(pbmc):
+    adata = pbmc.copy()
+    adata.obsm["X_umap"] = adata.obsm["X_umap"].copy()
+    adata.obsm["X_umap"][5, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf in 1 cells"):
+        lv.tl.localities(adata)
+
+
+def test_not_anndata():
+    with pytest.raises(TypeError, match="AnnData"):
+        lv.tl.localities(np.zeros((10, 2)))
