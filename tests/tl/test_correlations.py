@@ -1,0 +1,175 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import lava_sc as lv
+
+
+@pytest.fixture(scope="module")
+def pbmc_loc(pbmc):
+    adata = pbmc.copy()
+    lv.tl.localities(adata, n_cells=100)
+    return adata
+
+
+def run(adata, **kwargs):
+    out = adata.copy()
+    lv.tl.correlations(out, **kwargs)
+    return out
+
+
+def test_sketch_matches_a_direct_computation(pbmc_loc):
+    adata = run(pbmc_loc)
+    slot = adata.uns["lava"]
+    sketch, pairs, genes = slot["sketch"], slot["pairs"], slot["genes"]
+    assert sketch.shape == (adata.obsm["lava_localities"].shape[1], len(pairs))
+    assert list(genes) == list(adata.var_names[adata.var["highly_variable"]])
+    # every stored value is the plain Pearson correlation in that locality
+    member = adata.obsm["lava_localities"].tocsc()
+    coo = sketch.tocoo()
+    for k in range(0, coo.nnz, max(1, coo.nnz // 25)):
+        loc, col = coo.row[k], coo.col[k]
+        cells = member[:, loc].indices
+        a = adata[cells, pairs["gene_a"].iloc[col]].X.ravel()
+        b = adata[cells, pairs["gene_b"].iloc[col]].X.ravel()
+        assert coo.data[k] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-4)
+    assert (coo.data >= 0.1).all()  # alternative="greater" and min_abs_r
+    np.testing.assert_array_equal(pairs["support"], np.diff(sketch.tocsc().indptr))
+
+
+def test_far_fewer_pairs_than_a_fixed_threshold(pbmc_loc):
+    adata = run(pbmc_loc)
+    member = adata.obsm["lava_localities"].tocsc()
+    genes = adata.uns["lava"]["genes"]
+    naive = 0
+    raw = adata.raw.to_adata()[:, genes].X.toarray()
+    for loc in range(member.shape[1]):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.corrcoef(raw[member[:, loc].indices].T)
+        naive += int((np.abs(r[np.triu_indices_from(r, 1)]) >= 0.3).sum())
+    found = adata.uns["lava"]["sketch"].nnz
+    print(f"pbmc68k: {found} calibrated discoveries vs {naive} locality pairs with |r| >= 0.3")
+    assert found < naive / 2
+
+
+def test_scaled_and_log_normalised_data_agree_on_dense_genes(pbmc_loc):
+    """Correlations are per-gene affine invariant: X (scaled) and raw (log-normalised) give the same r."""
+    scaled = run(pbmc_loc, genes=["CD74", "HLA-DRA", "HLA-DPB1", "CD79A", "LYZ", "S100A9"])
+    raw = pbmc_loc.raw.to_adata()
+    raw.obsm = pbmc_loc.obsm.copy()
+    raw.uns["lava"] = pbmc_loc.uns["lava"]
+    lognorm = run(raw, genes=["CD74", "HLA-DRA", "HLA-DPB1", "CD79A", "LYZ", "S100A9"])
+    a = scaled.uns["lava"]["pairs"].set_index(["gene_a", "gene_b"])["mean_r"]
+    b = lognorm.uns["lava"]["pairs"].set_index(["gene_a", "gene_b"])["mean_r"]
+    common = a.index.intersection(b.index)
+    assert len(common) >= 0.8 * max(len(a), len(b))
+    np.testing.assert_allclose(a[common], b[common], atol=0.02)  # scaled X is clipped at 10
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "dense"])
+def test_sparse_and_dense_x_give_identical_sketches(planted, fmt):
+    adata = planted[:1500].copy()
+    lv.tl.localities(adata, n_cells=100)
+    ref = run(adata)
+    adata.X = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "dense": lambda m: m.toarray()}[fmt](adata.X)
+    other = run(adata)
+    assert (ref.uns["lava"]["sketch"] != other.uns["lava"]["sketch"]).nnz == 0
+
+
+def test_x_is_untouched_and_only_documented_keys_are_added(pbmc_loc):
+    adata = pbmc_loc.copy()
+    before = adata.X.copy()
+    obsm_before = set(adata.obsm)
+    lv.tl.correlations(adata)
+    np.testing.assert_array_equal(adata.X, before)
+    assert set(adata.obsm) == obsm_before
+    assert {"sketch", "pairs", "genes", "correlations", "params"} <= set(adata.uns["lava"])
+
+
+def test_partial_out_removes_mixing_driven_marker_pairs(planted):
+    """Localities straddling two cell types make each type's markers 'correlate'; partialling out the type fixes it."""
+    adata = planted.copy()
+    umap = adata.obsm["X_umap"].copy()
+    t0, t1 = ((adata.obs["cell_type"] == t).to_numpy() for t in ("T0", "T1"))
+    umap[t1] += umap[t0].mean(0) - umap[t1].mean(0) + np.array([2.0, 0.0])  # T1 overlaps T0's edge
+    adata.obsm["X_umap"] = umap
+    lv.tl.localities(adata, n_cells=150)
+    markers = [g for g in adata.var_names if g.startswith(("mk_T0", "mk_T1"))]
+    plain = run(adata, genes=markers)
+    adjusted = run(adata, genes=markers, partial_out="cell_type")
+    n_plain, n_adjusted = plain.uns["lava"]["sketch"].nnz, adjusted.uns["lava"]["sketch"].nnz
+    print(f"marker associations in mixed localities: plain {n_plain}, partial {n_adjusted}")
+    assert n_plain >= 20
+    assert n_adjusted <= n_plain / 10
+    assert adjusted.uns["lava"]["params"]["correlations"]["partial_out"] == "cell_type"
+
+
+def test_partial_out_identity_pcs_keeps_planted_modules(planted):
+    """PCs of a cell-identity representation (here: the marker genes) leave within-type modules intact."""
+    adata = planted.copy()
+    lv.tl.localities(adata, n_cells=150)
+    x = adata[:, adata.var_names.str.startswith("mk_")].X.toarray()
+    u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    adata.obsm["X_identity"] = u[:, :5] * s[:5]
+    plain = run(adata).uns["lava"]["pairs"]
+    out = run(adata, partial_out="X_identity", n_partial_components=5).uns["lava"]["pairs"]
+    n_plain = int(plain["gene_a"].str.startswith("typeB").sum())
+    n_out = int(out["gene_a"].str.startswith("typeB").sum())
+    assert n_out >= 0.8 * n_plain > 50
+
+
+def test_two_sided_finds_negative_associations(planted):
+    adata = planted.copy()
+    lv.tl.localities(adata, n_cells=150)
+    adata.X = adata.X.toarray()
+    rng = np.random.default_rng(0)
+    anti = adata[:, "typeB_0"].X.ravel()
+    adata.X[:, -1] = anti.max() - anti + rng.normal(0, 0.01, adata.n_obs).astype(np.float32)
+    out = run(adata, alternative="two-sided")
+    assert (out.uns["lava"]["sketch"].data < 0).any()
+    assert (run(adata).uns["lava"]["sketch"].data > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"genes": ["CD74", "NOT_A_GENE"]}, KeyError, "NOT_A_GENE"),
+        ({"genes": "CD74"}, TypeError, "list of gene names"),
+        ({"genes": ["CD74", "CD74"]}, ValueError, "twice"),
+        ({"genes": ["CD74"]}, ValueError, "at least two"),
+        ({"layer": "counts"}, KeyError, "layer=None"),
+        ({"fdr": 0}, ValueError, "fdr"),
+        ({"alternative": "less"}, ValueError, "alternative"),
+        ({"partial_out": "batch"}, KeyError, "sc.pp.pca"),
+    ],
+)
+def test_bad_arguments(pbmc_loc, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        run(pbmc_loc, **kwargs)
+
+
+def test_constant_and_nonfinite_genes(pbmc_loc):
+    adata = pbmc_loc.copy()
+    adata.X = adata.X.copy()
+    adata.X[:, 0] = 1.0
+    with pytest.raises(ValueError, match="constant"):
+        run(adata, genes=[adata.var_names[0], adata.var_names[1]])
+    adata.X[3, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        run(adata)
+
+
+def test_requires_localities(pbmc):
+    with pytest.raises(KeyError, match=r"tl.localities"):
+        lv.tl.correlations(pbmc.copy())
+
+
+def test_non_numeric_x():
+    import anndata as ad
+
+    adata = ad.AnnData(pd.DataFrame({"a": ["x"] * 20, "b": ["y"] * 20}).to_numpy().astype(object))
+    adata.obsm["X_umap"] = np.random.default_rng(0).normal(size=(20, 2))
+    lv.tl.localities(adata, n_cells=10)
+    with pytest.raises(TypeError, match="numeric"):
+        lv.tl.correlations(adata)
