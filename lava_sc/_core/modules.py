@@ -103,6 +103,32 @@ def nmf_pair_modules(
     return labels.astype(np.int64), w
 
 
+def merge_overlapping(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, min_overlap: float) -> np.ndarray:
+    """Merge modules whose gene sets overlap by at least ``min_overlap`` of the smaller set.
+
+    Such modules are one gene program found in separate places (NMF and Leiden can split a program
+    by region); LAVA reports it once, active wherever it recurs. Merging is transitive.
+    """
+    labs = np.unique(labels[labels >= 0])
+    genes = {lab: np.union1d(gene_a[labels == lab], gene_b[labels == lab]) for lab in labs}
+    parent = {lab: lab for lab in labs}
+
+    def root(lab):
+        while parent[lab] != lab:
+            lab = parent[lab]
+        return lab
+
+    for i, a in enumerate(labs):
+        for b in labs[i + 1 :]:
+            shared = len(np.intersect1d(genes[a], genes[b], assume_unique=True))
+            if shared >= min_overlap * min(len(genes[a]), len(genes[b])):
+                parent[root(b)] = root(a)
+    out = labels.copy()
+    for lab in labs:
+        out[labels == lab] = root(lab)
+    return out
+
+
 def order_modules(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, min_genes: int) -> np.ndarray:
     """Relabel modules 0..K-1 by decreasing number of pairs; modules with fewer than ``min_genes`` genes -> -1."""
     out = np.full_like(labels, -1)

@@ -136,7 +136,9 @@ def _limit(value, act: np.ndarray, name: str) -> float | None:
         try:
             q = float(value[1:])
         except ValueError:
-            raise ValueError(f"`{name}` must be a number or a percentile string such as 'p99', got {value!r}.") from None
+            raise ValueError(
+                f"`{name}` must be a number or a percentile string such as 'p99', got {value!r}."
+            ) from None
         if not 0 <= q <= 100:
             raise ValueError(f"`{name}` percentile must lie in [0, 100], got {value!r}.")
         finite = act[np.isfinite(act)]

@@ -104,9 +104,7 @@ def localities(
     if probe_labels is None:
         probe_labels = n_loc <= 60
     marker_size = 150 if probe_labels else 40
-    ax.scatter(
-        probe_xy[:, 0], probe_xy[:, 1], s=marker_size, c="white", edgecolors="black", linewidths=0.9, zorder=4
-    )
+    ax.scatter(probe_xy[:, 0], probe_xy[:, 1], s=marker_size, c="white", edgecolors="black", linewidths=0.9, zorder=4)
     if probe_labels:
         fontsize = 7 if n_loc < 100 else 5.5
         for i, (x, y) in enumerate(probe_xy):
@@ -117,9 +115,7 @@ def localities(
         colour = _HIGHLIGHT[j % len(_HIGHLIGHT)]
         members = membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]]
         pts = coords[members]
-        ax.scatter(
-            pts[:, 0], pts[:, 1], s=size * 1.6, facecolors="none", edgecolors=colour, linewidths=1.0, zorder=3
-        )
+        ax.scatter(pts[:, 0], pts[:, 1], s=size * 1.6, facecolors="none", edgecolors=colour, linewidths=1.0, zorder=3)
         _hull(ax, pts, colour)
         ax.scatter(
             probe_xy[loc, 0], probe_xy[loc, 1], s=marker_size, c="white", edgecolors=colour, linewidths=2.2, zorder=4.5
@@ -190,8 +186,14 @@ def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size:
             bare = values == 0
             if bare.any():
                 return ax.scatter(
-                    coords[bare, 0], coords[bare, 1], s=size * 2.2, facecolors="none", edgecolors="#d62728",
-                    linewidths=1.0, zorder=2, label=f"uncovered ({int(bare.sum())})",
+                    coords[bare, 0],
+                    coords[bare, 1],
+                    s=size * 2.2,
+                    facecolors="none",
+                    edgecolors="#d62728",
+                    linewidths=1.0,
+                    zorder=2,
+                    label=f"uncovered ({int(bare.sum())})",
                 )
         return
     if color not in adata.obs.columns:
@@ -210,7 +212,12 @@ def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size:
             mask = np.asarray(cats == cat)
             ax.scatter(coords[mask, 0], coords[mask, 1], c=[palette[i]], label=str(cat), alpha=0.8, **kw)
         ax.legend(
-            loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False, markerscale=1.5, title=color,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+            fontsize=7,
+            frameon=False,
+            markerscale=1.5,
+            title=color,
             title_fontsize=8,
         )
         return

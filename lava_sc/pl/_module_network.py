@@ -110,10 +110,17 @@ def module_network(
             Line2D([], [], color=_EDGE_COLOUR, lw=_width(np.array([w]), w_lo, w_hi)[0], label=f"r = {w:.2f}")
             for w in sorted({w_lo, w_hi})
         ]
-        handles.append(Line2D([], [], color="none", label=f"opacity: support {int(support.min())}–{int(support.max())}"))
+        handles.append(
+            Line2D([], [], color="none", label=f"opacity: support {int(support.min())}–{int(support.max())}")
+        )
         ax.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=len(handles), fontsize=7,
-            frameon=False, handlelength=2.5,
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncols=len(handles),
+            fontsize=7,
+            frameon=False,
+            handlelength=2.5,
         )
 
     # sizes in points depend on the final size of the axes: settle the layout first
@@ -133,8 +140,11 @@ def module_network(
         order = np.argsort(weight, kind="stable")  # strongest edges on top
         ax.add_collection(
             LineCollection(
-                pos[edges[order]], linewidths=_width(weight, w_lo, w_hi)[order] * max(scale, 0.7), colors=rgba[order],
-                zorder=1, capstyle="round",
+                pos[edges[order]],
+                linewidths=_width(weight, w_lo, w_hi)[order] * max(scale, 0.7),
+                colors=rgba[order],
+                zorder=1,
+                capstyle="round",
             )
         )
     _labels(ax, pos, names, node_size, fontsize=8 if scale >= 0.8 else 7)
@@ -164,6 +174,12 @@ def _layout(n: int, edges: np.ndarray, weight: np.ndarray, layout: str, random_s
     finally:
         ig.set_random_number_generator(random)
     pos = np.asarray(coords.coords, dtype=np.float64)
+    # force-directed layouts pack a module's hub genes tightly: expand the core (radius ** 0.6)
+    centre = np.median(pos, axis=0)
+    radius = np.linalg.norm(pos - centre, axis=1)
+    if layout != "circle" and radius.max() > 0:
+        r = radius / radius.max()
+        pos = centre + (pos - centre) * np.where(r > 0, r**0.6 / np.where(r > 0, r, 1.0), 0.0)[:, None]
     span = pos.max(axis=0) - pos.min(axis=0)
     return (pos - pos.min(axis=0)) / np.where(span > 0, span, 1.0)
 
@@ -182,8 +198,15 @@ def _labels(ax: Axes, pos: np.ndarray, names: list[str], node_size: np.ndarray, 
     halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
     texts = [
         ax.annotate(
-            name, xy=(x, y), xytext=(0, np.sqrt(s) / 2 + 2), textcoords="offset points", ha="center", va="bottom",
-            fontsize=fontsize, zorder=3, path_effects=halo,
+            name,
+            xy=(x, y),
+            xytext=(0, np.sqrt(s) / 2 + 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=fontsize,
+            zorder=3,
+            path_effects=halo,
         )
         for (x, y), name, s in zip(pos, names, node_size, strict=True)
     ]

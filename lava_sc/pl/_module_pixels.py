@@ -112,14 +112,26 @@ def module_pixels(
         if bg is not None:
             lo, hi = np.nanmin(bg), np.nanmax(bg)
             panel.imshow(
-                bg, cmap="Greys", vmin=lo, vmax=hi + (hi - lo) * 1.2, interpolation="nearest", zorder=0,
+                bg,
+                cmap="Greys",
+                vmin=lo,
+                vmax=hi + (hi - lo) * 1.2,
+                interpolation="nearest",
+                zorder=0,
                 extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
             )
         grid = np.ma.masked_invalid(score.reshape(rows, cols))
         border = 0.8 if max(rows, cols) <= 16 else (0.3 if max(rows, cols) <= 32 else 0.0)
         image = panel.pcolormesh(
-            np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5, grid, cmap=cmap, vmin=0, vmax=1,
-            edgecolors="white" if border else "face", linewidth=border, zorder=1,
+            np.arange(cols + 1) - 0.5,
+            np.arange(rows + 1) - 0.5,
+            grid,
+            cmap=cmap,
+            vmin=0,
+            vmax=1,
+            edgecolors="white" if border else "face",
+            linewidth=border,
+            zorder=1,
         )
         if edges:
             pairs = module_pair_table(adata, key, name)
@@ -187,7 +199,9 @@ def _background(adata: AnnData, background, rows: int, cols: int) -> np.ndarray 
         mean = np.asarray(x.mean(axis=0)).ravel() if sp.issparse(x) else np.asarray(x).mean(axis=0)
         return np.asarray(mean, dtype=np.float64).reshape(rows, cols)
     if isinstance(background, str):
-        raise ValueError(f"`background` must be 'mean', True, an array of {rows * cols} values or None, got {background!r}.")
+        raise ValueError(
+            f"`background` must be 'mean', True, an array of {rows * cols} values or None, got {background!r}."
+        )
     values = np.asarray(background, dtype=np.float64)
     if values.size != rows * cols:
         raise ValueError(

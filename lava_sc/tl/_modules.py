@@ -8,7 +8,14 @@ from scanpy import logging as logg
 
 from .._core.correlations import standardise
 from .._core.knn import NeighbourIndex
-from .._core.modules import cell_activity, gene_scores, leiden_pair_modules, nmf_pair_modules, order_modules
+from .._core.modules import (
+    cell_activity,
+    gene_scores,
+    leiden_pair_modules,
+    merge_overlapping,
+    nmf_pair_modules,
+    order_modules,
+)
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
 from .._utils import log_added, progress, store, store_params
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, expression, require
@@ -25,6 +32,7 @@ def modules(
     rank: int = 10,
     min_support: int = 2,
     min_genes: int = 4,
+    merge_overlap: float = 0.8,
     n_neighbors: int = 15,
     basis: str = "X_umap",
     layer: str | None = None,
@@ -55,6 +63,10 @@ def modules(
     min_genes
         Smallest module, in genes. A module keeps only genes that take part in at least two of its
         pairs (its 2-core): a gene attached by a single association is more likely a stray.
+    merge_overlap
+        Modules whose gene sets overlap by at least this fraction of the smaller set are merged:
+        they are one program found in separate regions. ``1.0`` merges only nested modules; values
+        above 1 disable merging.
     n_neighbors
         Strongest neighbours kept per pair in the Leiden pair graph.
     basis, layer
@@ -79,6 +91,7 @@ def modules(
     rank = check_int("rank", rank, low=1)
     min_support = check_int("min_support", min_support, low=1)
     min_genes = check_int("min_genes", min_genes, low=2)
+    merge_overlap = check_float("merge_overlap", merge_overlap, low=0.0, open_low=True)
     n_neighbors = check_int("n_neighbors", n_neighbors, low=1)
     random_state = check_int("random_state", random_state, low=0)
     adata = adata.copy() if copy else adata
@@ -111,6 +124,7 @@ def modules(
             sub_labels, _ = nmf_pair_modules(sub, rank=rank, random_state=random_state)
         labels[recurring] = sub_labels
     labels = prune_to_core_genes(labels, ga, gb)
+    labels = merge_overlapping(labels, ga, gb, merge_overlap)
     labels = order_modules(labels, ga, gb, min_genes)
     names = module_names(int(labels.max(initial=-1)) + 1)
 
@@ -132,7 +146,7 @@ def modules(
         key,
         "modules",
         dict(method=method, resolution=resolution, rank=rank, min_support=min_support, min_genes=min_genes,
-             n_neighbors=n_neighbors, random_state=random_state),
+             merge_overlap=merge_overlap, n_neighbors=n_neighbors, random_state=random_state),
     )
     log_added(
         f"{len(names)} modules",
