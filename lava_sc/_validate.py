@@ -102,7 +102,9 @@ def expression(adata: AnnData, layer: str | None):
         if not isinstance(layer, str):
             raise TypeError(f"`layer` must be a layer name or None, got {layer!r}.")
         if layer not in adata.layers:
-            raise KeyError(f"Layer {layer!r} not found (available: {list(adata.layers.keys())}); pass `layer=None` for X.")
+            raise KeyError(
+                f"Layer {layer!r} not found (available: {list(adata.layers.keys())}); pass `layer=None` for X."
+            )
         values = adata.layers[layer]
         where = f"adata.layers[{layer!r}]"
     if values is None:

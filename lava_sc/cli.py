@@ -90,33 +90,72 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("input", type=Path, metavar="IN.h5ad", help="input AnnData (log-normalised X or --layer)")
     run.add_argument("--out", type=Path, required=True, metavar="OUT.h5ad", help="output AnnData with the results")
     loc = run.add_argument_group("localities")
-    loc.add_argument("--basis", default=_default(localities, "basis"),
-                     help="obsm embedding to cut (default: %(default)s)")
-    loc.add_argument("--n-cells", type=int, default=None,
-                     help="cells per locality (default: n_obs / 7, clipped to [50, 200])")
-    loc.add_argument("--overlap", type=float, default=_default(localities, "overlap"),
-                     help="average number of localities per cell (default: %(default)s)")
+    loc.add_argument(
+        "--basis", default=_default(localities, "basis"), help="obsm embedding to cut (default: %(default)s)"
+    )
+    loc.add_argument(
+        "--n-cells", type=int, default=None, help="cells per locality (default: n_obs / 7, clipped to [50, 200])"
+    )
+    loc.add_argument(
+        "--overlap",
+        type=float,
+        default=_default(localities, "overlap"),
+        help="average number of localities per cell (default: %(default)s)",
+    )
     cor = run.add_argument_group("correlations")
     cor.add_argument("--layer", default=None, help="layer with log-normalised expression (default: X)")
-    cor.add_argument("--fdr", type=float, default=_default(correlations, "fdr"),
-                     help="false discovery rate per locality (default: %(default)s)")
-    cor.add_argument("--partial-out", action="append", default=None, metavar="COVARIATE",
-                     help="control for cell-type mixing inside localities: an obsm key (e.g. X_pca) or an obs "
-                     "column; repeat for several obs columns")
+    cor.add_argument(
+        "--fdr",
+        type=float,
+        default=_default(correlations, "fdr"),
+        help="false discovery rate per locality (default: %(default)s)",
+    )
+    cor.add_argument(
+        "--partial-out",
+        action="append",
+        default=None,
+        metavar="COVARIATE",
+        help="control for cell-type mixing inside localities: an obsm key (e.g. X_pca) or an obs "
+        "column; repeat for several obs columns",
+    )
     mod = run.add_argument_group("modules")
-    mod.add_argument("--method", choices=["leiden", "nmf"], default=_default(modules, "method"),
-                     help="module finder (default: %(default)s)")
-    mod.add_argument("--resolution", type=float, default=_default(modules, "resolution"),
-                     help="Leiden resolution; higher gives more, smaller modules (default: %(default)s)")
-    mod.add_argument("--rank", type=int, default=_default(modules, "rank"),
-                     help="NMF components (--method nmf) (default: %(default)s)")
+    mod.add_argument(
+        "--method",
+        choices=["leiden", "nmf"],
+        default=_default(modules, "method"),
+        help="module finder (default: %(default)s)",
+    )
+    mod.add_argument(
+        "--resolution",
+        type=float,
+        default=_default(modules, "resolution"),
+        help="Leiden resolution; higher gives more, smaller modules (default: %(default)s)",
+    )
+    mod.add_argument(
+        "--rank",
+        type=int,
+        default=_default(modules, "rank"),
+        help="NMF components (--method nmf) (default: %(default)s)",
+    )
     out = run.add_argument_group("output")
-    out.add_argument("--key", default=_default(modules, "key"), help="key of the results in uns/obsm (default: %(default)s)")
+    out.add_argument(
+        "--key", default=_default(modules, "key"), help="key of the results in uns/obsm (default: %(default)s)"
+    )
     out.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
-    out.add_argument("--tables", type=Path, default=None, metavar="DIR",
-                     help="also write modules.csv, module_genes.csv, activity.csv here")
-    out.add_argument("--figures", type=Path, default=None, metavar="DIR",
-                     help="also write activity.png, localities.png, network_M1.png here")
+    out.add_argument(
+        "--tables",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write modules.csv, module_genes.csv, activity.csv here",
+    )
+    out.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write activity.png, localities.png, network_M1.png here",
+    )
     run.set_defaults(func=run_file)
     return parser
 
@@ -152,12 +191,25 @@ def run_file(args: argparse.Namespace) -> int:
     partial_out = args.partial_out
     if partial_out is not None and len(partial_out) == 1:
         partial_out = partial_out[0]
-    tl.localities(adata, args.basis, n_cells=args.n_cells, overlap=args.overlap, random_state=args.random_state,
-                  key_added=args.key)
-    tl.correlations(adata, layer=args.layer, key=args.key, fdr=args.fdr, partial_out=partial_out,
-                    random_state=args.random_state)
-    tl.modules(adata, key=args.key, method=args.method, resolution=args.resolution, rank=args.rank,
-               random_state=args.random_state)
+    tl.localities(
+        adata,
+        args.basis,
+        n_cells=args.n_cells,
+        overlap=args.overlap,
+        random_state=args.random_state,
+        key_added=args.key,
+    )
+    tl.correlations(
+        adata, layer=args.layer, key=args.key, fdr=args.fdr, partial_out=partial_out, random_state=args.random_state
+    )
+    tl.modules(
+        adata,
+        key=args.key,
+        method=args.method,
+        resolution=args.resolution,
+        rank=args.rank,
+        random_state=args.random_state,
+    )
     written = [write_h5ad(adata, args.out)]
     if args.tables is not None:
         args.tables.mkdir(parents=True, exist_ok=True)
@@ -211,12 +263,25 @@ def write_figures(adata, folder: Path, *, key: str) -> list[Path]:
     names = module_list(adata, key)
     basis = str(adata.uns[key]["params"]["localities"]["basis"])
     basis = basis[2:] if basis.startswith("X_") else basis
-    jobs = [("localities", folder / "localities.png", lambda save: pl.localities(adata, key=key, show=False, save=save))]
+    jobs = [
+        ("localities", folder / "localities.png", lambda save: pl.localities(adata, key=key, show=False, save=save))
+    ]
     if names:
-        jobs.insert(0, ("activity", folder / "activity.png",
-                        lambda save: pl.activity(adata, None, basis=basis, key=key, show=False, save=save)))
-        jobs.append(("module_network", folder / f"network_{names[0]}.png",
-                     lambda save: pl.module_network(adata, names[0], key=key, show=False, save=save)))
+        jobs.insert(
+            0,
+            (
+                "activity",
+                folder / "activity.png",
+                lambda save: pl.activity(adata, None, basis=basis, key=key, show=False, save=save),
+            ),
+        )
+        jobs.append(
+            (
+                "module_network",
+                folder / f"network_{names[0]}.png",
+                lambda save: pl.module_network(adata, names[0], key=key, show=False, save=save),
+            )
+        )
     else:
         warn("no modules found; skipped activity.png and the module network figure.")
     written = []

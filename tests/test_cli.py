@@ -96,10 +96,23 @@ def test_demo_summary(demo):
 
 def test_run_nmf_with_tables_and_figures(small_h5ad, tmp_path, capsys):
     out = tmp_path / "res" / "out.h5ad"
-    status = main([
-        "run", str(small_h5ad), "--out", str(out), "--method", "nmf", "--rank", "5",
-        "--tables", str(tmp_path / "tables"), "--figures", str(tmp_path / "figures"), "--quiet",
-    ])
+    status = main(
+        [
+            "run",
+            str(small_h5ad),
+            "--out",
+            str(out),
+            "--method",
+            "nmf",
+            "--rank",
+            "5",
+            "--tables",
+            str(tmp_path / "tables"),
+            "--figures",
+            str(tmp_path / "figures"),
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0, captured.err
     adata = ad.read_h5ad(out)

@@ -152,6 +152,19 @@ def knockoff_thresholds(h_obs: np.ndarray, h_null: np.ndarray, fdr: float, min_b
     return first.astype(np.int64), null_at
 
 
+def strongest_partners(gene_a: np.ndarray, gene_b: np.ndarray, r: np.ndarray, max_partners: int) -> np.ndarray:
+    """Mask of pairs that are among the ``max_partners`` strongest of at least one of their two genes."""
+    genes = np.concatenate([gene_a, gene_b])
+    strength = np.abs(np.concatenate([r, r]))
+    order = np.lexsort((-strength, genes))
+    sorted_genes = genes[order]
+    starts = np.searchsorted(sorted_genes, sorted_genes, side="left")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts
+    keep = rank < max_partners
+    return keep[: len(r)] | keep[len(r) :]
+
+
 def locality_sketch(
     values: np.ndarray,
     detected: np.ndarray,
@@ -162,6 +175,7 @@ def locality_sketch(
     min_abs_r: float = 0.1,
     two_sided: bool = False,
     covariates: np.ndarray | None = None,
+    max_partners: int | None = None,
 ) -> LocalitySketch:
     """Significant gene pairs of one locality.
 
@@ -183,6 +197,10 @@ def locality_sketch(
         Test negative associations too (default: positive only).
     covariates
         Optional ``(n_cells, k)`` matrix to partial out (partial correlation).
+    max_partners
+        Keep a significant pair only if it is among the ``max_partners`` strongest of one of its
+        genes (``None``: keep all). Sparsifies dense correlation structure (images, large
+        programs) to each gene's closest associates.
     """
     z, valid = standardise(values, covariates)
     det_frac = detected.mean(axis=0)
@@ -194,6 +212,9 @@ def locality_sketch(
     h_obs, h_null, n_tests = _histograms(r_obs, r_null, tested, stratum, n_strata, N_BINS, two_sided)
     first_bin, null_at = knockoff_thresholds(h_obs, h_null, fdr, int(min_abs_r * N_BINS))
     ia, ib, r = _select(r_obs, tested, stratum, n_strata, first_bin, N_BINS, two_sided)
+    if max_partners is not None and len(r):
+        keep = strongest_partners(ia, ib, r, max_partners)
+        ia, ib, r = ia[keep], ib[keep], r[keep]
     return LocalitySketch(ia, ib, r, int(n_tests), null_at)
 
 

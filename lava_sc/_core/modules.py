@@ -79,7 +79,7 @@ def leiden_pair_modules(
         weights="weight",
         resolution_parameter=resolution,
         seed=int(random_state),
-        n_iterations=-1,
+        n_iterations=2,
     )
     labels = np.asarray(partition.membership, dtype=np.int64)
     degree = np.asarray(graph.degree())
@@ -146,7 +146,9 @@ def order_modules(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, mi
 
 def gene_scores(gene_a: np.ndarray, gene_b: np.ndarray, weight: np.ndarray, n_genes: int) -> np.ndarray:
     """Weighted degree of each gene within one module, scaled so the top gene scores 1."""
-    deg = np.bincount(gene_a, weights=weight, minlength=n_genes) + np.bincount(gene_b, weights=weight, minlength=n_genes)
+    deg = np.bincount(gene_a, weights=weight, minlength=n_genes) + np.bincount(
+        gene_b, weights=weight, minlength=n_genes
+    )
     top = deg.max(initial=0.0)
     return deg / top if top > 0 else deg
 

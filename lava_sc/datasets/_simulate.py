@@ -40,15 +40,10 @@ _MODULES = ("shared", "typeB", "gradient", "disease_T4")
 
 def _check_int(name: str, value: object, minimum: int, hint: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an int, got {type(value).__name__} ({value!r}); "
-            f"pass e.g. {name}={hint}."
-        )
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} ({value!r}); pass e.g. {name}={hint}.")
     value = int(value)
     if value < minimum:
-        raise ValueError(
-            f"`{name}` must be at least {minimum}, got {value}; pass {name}>={minimum}."
-        )
+        raise ValueError(f"`{name}` must be at least {minimum}, got {value}; pass {name}>={minimum}.")
     return value
 
 
@@ -164,11 +159,7 @@ def simulate_planted(
     t_raw = rng.standard_normal(int(in_t3.sum()))
     t_grad = (t_raw - t_raw.mean()) / t_raw.std()
     noise_t[in_t3] = _GRADIENT_AXIS_SD * t_grad
-    emb = (
-        centres[type_idx]
-        + r_dir * (noise_r + _DISEASE_OFFSET * disease)[:, None]
-        + t_dir * noise_t[:, None]
-    )
+    emb = centres[type_idx] + r_dir * (noise_r + _DISEASE_OFFSET * disease)[:, None] + t_dir * noise_t[:, None]
 
     # --- genes -------------------------------------------------------------------------
     active = {
@@ -230,9 +221,7 @@ def simulate_planted(
     obs = pd.DataFrame(
         {
             "cell_type": pd.Categorical.from_codes(type_idx, categories=type_names),
-            "condition": pd.Categorical.from_codes(
-                disease.astype(int), categories=list(_CONDITIONS)
-            ),
+            "condition": pd.Categorical.from_codes(disease.astype(int), categories=list(_CONDITIONS)),
             "depth": depth,
             "total_counts": totals,
         },
@@ -242,11 +231,7 @@ def simulate_planted(
         obs[f"active_{m}"] = active[m]
 
     gene_names = marker_names + [g for m in _MODULES for g in module_names[m]] + noise_names
-    planted_col = (
-        ["none"] * n_markers
-        + [m for m in _MODULES for _ in range(module_size)]
-        + ["none"] * n_noise_genes
-    )
+    planted_col = ["none"] * n_markers + [m for m in _MODULES for _ in range(module_size)] + ["none"] * n_noise_genes
     var = pd.DataFrame(
         {"planted_module": planted_col, "highly_variable": np.zeros(n_genes, dtype=bool)},
         index=pd.Index(gene_names),

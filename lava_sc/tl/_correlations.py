@@ -25,6 +25,7 @@ def correlations(
     alternative: str = "greater",
     min_detected: float = 0.1,
     min_abs_r: float = 0.1,
+    max_partners: int | None = 10,
     partial_out: str | list[str] | None = None,
     n_partial_components: int = 5,
     random_state: int = 0,
@@ -62,6 +63,12 @@ def correlations(
         at least this fraction of the locality's cells.
     min_abs_r
         Smallest absolute correlation kept, however significant.
+    max_partners
+        In each locality keep a significant pair only if it is among the ``max_partners``
+        strongest associations of one of its two genes; ``None`` keeps every significant pair.
+        Where correlation is dense (images: every inked pixel correlates with every other) this
+        turns the sketch into each gene's closest associates and keeps modules readable; sparse
+        programs smaller than ``max_partners`` genes are unaffected.
     partial_out
         Control for between-population mixing inside a locality: an ``obsm`` key (its first
         ``n_partial_components`` columns, e.g. ``"X_pca"``) or one or more ``obs`` columns (numeric,
@@ -90,6 +97,8 @@ def correlations(
     check_choice("alternative", alternative, ("greater", "two-sided"))
     min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
     min_abs_r = check_float("min_abs_r", min_abs_r, low=0.0, high=1.0)
+    if max_partners is not None:
+        max_partners = check_int("max_partners", max_partners, low=1)
     n_partial_components = check_int("n_partial_components", n_partial_components, low=1)
     random_state = check_int("random_state", random_state, low=0)
     keys = Keys(key)
@@ -122,6 +131,7 @@ def correlations(
                     min_abs_r=min_abs_r,
                     two_sided=alternative == "two-sided",
                     covariates=None if covariates is None else covariates[cells],
+                    max_partners=max_partners,
                 )
             )
             bar.update()
@@ -150,9 +160,18 @@ def correlations(
         adata,
         key,
         "correlations",
-        dict(layer=layer, genes=gene_source, fdr=fdr, alternative=alternative, min_detected=min_detected,
-             min_abs_r=min_abs_r, partial_out=partial_out, n_partial_components=n_partial_components,
-             random_state=random_state),
+        dict(
+            layer=layer,
+            genes=gene_source,
+            fdr=fdr,
+            alternative=alternative,
+            min_detected=min_detected,
+            min_abs_r=min_abs_r,
+            max_partners=max_partners,
+            partial_out=partial_out,
+            n_partial_components=n_partial_components,
+            random_state=random_state,
+        ),
     )
     log_added(
         f"{int(n_found.sum())} significant associations ({sketch.shape[1]} distinct pairs) "
@@ -202,11 +221,15 @@ def explicit_genes(var_names: pd.Index, genes) -> np.ndarray:
     arr = np.asarray(genes)
     if arr.dtype == bool:
         if arr.shape != (len(var_names),):
-            raise ValueError(f"Boolean `genes` mask has length {arr.size}; it must have one entry per gene ({len(var_names)}).")
+            raise ValueError(
+                f"Boolean `genes` mask has length {arr.size}; it must have one entry per gene ({len(var_names)})."
+            )
         return np.flatnonzero(arr)
     names = pd.Index(arr.astype(str))
     if names.has_duplicates:
-        raise ValueError(f"`genes` lists some genes twice (e.g. {list(names[names.duplicated()][:5])}); pass each once.")
+        raise ValueError(
+            f"`genes` lists some genes twice (e.g. {list(names[names.duplicated()][:5])}); pass each once."
+        )
     missing = names.difference(var_names)
     if len(missing):
         raise KeyError(f"{len(missing)} gene(s) not in adata.var_names (e.g. {list(missing[:5])}); check the names.")
@@ -271,8 +294,12 @@ def covariate_matrix(adata: AnnData, partial_out, n_components: int) -> np.ndarr
 
 def assemble_sketch(per_locality, n_genes: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
     """Stack the per-locality discoveries into a localities x distinct-pairs sparse matrix and a pair table."""
-    loc = np.concatenate([np.full(len(s.r), i, dtype=np.int64) for i, s in enumerate(per_locality)] or [np.zeros(0, np.int64)])
-    code = np.concatenate([s.gene_a.astype(np.int64) * n_genes + s.gene_b for s in per_locality] or [np.zeros(0, np.int64)])
+    loc = np.concatenate(
+        [np.full(len(s.r), i, dtype=np.int64) for i, s in enumerate(per_locality)] or [np.zeros(0, np.int64)]
+    )
+    code = np.concatenate(
+        [s.gene_a.astype(np.int64) * n_genes + s.gene_b for s in per_locality] or [np.zeros(0, np.int64)]
+    )
     r = np.concatenate([s.r for s in per_locality] or [np.zeros(0, np.float32)])
     pair_codes, column = np.unique(code, return_inverse=True)
     sketch = sp.csr_matrix((r, (loc, column)), shape=(len(per_locality), len(pair_codes)), dtype=np.float32)

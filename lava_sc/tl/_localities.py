@@ -8,7 +8,7 @@ from scanpy import logging as logg
 from .._core.localities import find_localities, n_localities_for
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, progress, store, store_params
-from .._validate import check_adata, check_float, check_int, check_key, check_choice, embedding, resolve_basis
+from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, resolve_basis
 
 
 def default_n_cells(n_obs: int) -> int:
@@ -100,7 +100,10 @@ def localities(
         bar.total = bar.n  # DIRECT may take one evaluation more than its budget
     n_loc = len(result.probes)
     membership = sp.csr_matrix(
-        (np.ones(result.members.size, dtype=np.float32), (result.members.ravel(), np.repeat(np.arange(n_loc), n_cells))),
+        (
+            np.ones(result.members.size, dtype=np.float32),
+            (result.members.ravel(), np.repeat(np.arange(n_loc), n_cells)),
+        ),
         shape=(n_obs, n_loc),
     )
     keys = Keys(key)
@@ -126,8 +129,14 @@ def localities(
         adata,
         key,
         "localities",
-        dict(basis=basis, n_cells=n_cells, overlap=overlap, max_evaluations=max_evaluations,
-             knn_method=knn_method, random_state=random_state),
+        dict(
+            basis=basis,
+            n_cells=n_cells,
+            overlap=overlap,
+            max_evaluations=max_evaluations,
+            knn_method=knn_method,
+            random_state=random_state,
+        ),
     )
     for stale in (keys.obsm_activity,):
         adata.obsm.pop(stale, None)
@@ -135,6 +144,9 @@ def localities(
         f"{n_loc} localities (alpha={result.alpha:.2f}, beta={result.beta:.2f}, "
         f"{int((result.coverage == 0).sum())} cells uncovered)",
         start,
-        [f"'{keys.obsm_localities}', locality membership (adata.obsm)", f"'{key}' probes, diagnostics, params (adata.uns)"],
+        [
+            f"'{keys.obsm_localities}', locality membership (adata.obsm)",
+            f"'{key}' probes, diagnostics, params (adata.uns)",
+        ],
     )
     return adata if copy else None

@@ -117,7 +117,11 @@ def modules(
         sub = sketch[:, recurring]
         if method == "leiden":
             sub_labels = leiden_pair_modules(
-                sub, ga[recurring], gb[recurring], resolution=resolution, n_neighbors=n_neighbors,
+                sub,
+                ga[recurring],
+                gb[recurring],
+                resolution=resolution,
+                n_neighbors=n_neighbors,
                 random_state=random_state,
             )
         else:
@@ -130,9 +134,7 @@ def modules(
 
     table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
     loc_act = locality_activity(adata, key, table, gene_index, names)
-    cell_act = cell_activity(
-        adata.obsm[keys.obsm_localities], loc_act, nearest_probe(adata, key)
-    )
+    cell_act = cell_activity(adata.obsm[keys.obsm_localities], loc_act, nearest_probe(adata, key))
     store(
         adata,
         key,
@@ -145,14 +147,24 @@ def modules(
         adata,
         key,
         "modules",
-        dict(method=method, resolution=resolution, rank=rank, min_support=min_support, min_genes=min_genes,
-             merge_overlap=merge_overlap, n_neighbors=n_neighbors, random_state=random_state),
+        dict(
+            method=method,
+            resolution=resolution,
+            rank=rank,
+            min_support=min_support,
+            min_genes=min_genes,
+            merge_overlap=merge_overlap,
+            n_neighbors=n_neighbors,
+            random_state=random_state,
+        ),
     )
     log_added(
         f"{len(names)} modules",
         start,
-        [f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
-         f"'{keys.obsm_activity}', module activity per cell (adata.obsm)"],
+        [
+            f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
+            f"'{keys.obsm_activity}', module activity per cell (adata.obsm)",
+        ],
     )
     return adata if copy else None
 

@@ -50,14 +50,10 @@ def test_shapes_and_layout(adata):
     for m in MODULES:
         assert adata.obs[f"active_{m}"].dtype == bool
     ct, cond = adata.obs["cell_type"], adata.obs["condition"]
-    np.testing.assert_array_equal(
-        adata.obs["active_shared"], ct.isin(["T0", "T2"]) & (cond == "disease")
-    )
+    np.testing.assert_array_equal(adata.obs["active_shared"], ct.isin(["T0", "T2"]) & (cond == "disease"))
     np.testing.assert_array_equal(adata.obs["active_typeB"], ct == "T1")
     np.testing.assert_array_equal(adata.obs["active_gradient"], ct == "T3")
-    np.testing.assert_array_equal(
-        adata.obs["active_disease_T4"], (ct == "T4") & (cond == "disease")
-    )
+    np.testing.assert_array_equal(adata.obs["active_disease_T4"], (ct == "T4") & (cond == "disease"))
 
     # X and counts
     assert sparse.issparse(adata.X)

@@ -25,7 +25,9 @@ def planted_report(adata, key="lava"):
         genes = set(genes)
         best = max(sets, key=lambda m: jaccard(genes, sets[m]))
         active = adata.obs[f"active_{name}"].to_numpy()
-        regions = [ct for ct in adata.obs["cell_type"].cat.categories if (active & (adata.obs["cell_type"] == ct)).any()]
+        regions = [
+            ct for ct in adata.obs["cell_type"].cat.categories if (active & (adata.obs["cell_type"] == ct)).any()
+        ]
         aucs = []
         for ct in regions:
             region = active & (adata.obs["cell_type"] == ct).to_numpy()
