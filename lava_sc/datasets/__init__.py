@@ -1,5 +1,6 @@
-"""Datasets: simulators with planted modules and loaders of offline data."""
+"""Datasets: the planted-module simulator and real data available offline."""
 
+from ._images import digits, mnist
 from ._simulate import simulate_planted
 
-__all__ = ["simulate_planted"]
+__all__ = ["simulate_planted", "digits", "mnist"]

@@ -51,8 +51,9 @@ def module_pixels(
     modules
         Which modules to draw: ``None`` for all, a name such as ``"M1"``, or a list of names.
     shape
-        ``(rows, cols)`` of the image, with ``rows * cols == n_vars``. Default: a square image when
-        ``n_vars`` is a perfect square.
+        ``(rows, cols)`` of the image, with ``rows * cols == n_vars``. Default:
+        ``adata.uns["image_shape"]`` when present (set by :func:`lava_sc.datasets.digits` and
+        :func:`lava_sc.datasets.mnist`), else a square image when ``n_vars`` is a perfect square.
     key
         Key of the LAVA results in ``uns`` / ``obsm``.
     cmap
@@ -87,7 +88,7 @@ def module_pixels(
     >>> lv.pl.module_pixels(adata, ["M1", "M2"], background="mean")
     """
     key = check_results(adata, key)
-    rows, cols = _shape(adata.n_vars, shape)
+    rows, cols = _shape(adata.n_vars, shape, adata.uns.get("image_shape"))
     names = select_modules(adata, key, modules)
     check_single_ax(ax, len(names))
     bg = _background(adata, background, rows, cols)
@@ -167,7 +168,18 @@ def module_pixels(
     return finish(result, ax_given=ax is not None, show=show, save=save, name="lava_module_pixels")
 
 
-def _shape(n_vars: int, shape) -> tuple[int, int]:
+def _shape(n_vars: int, shape, recorded=None) -> tuple[int, int]:
+    if shape is None and recorded is not None:
+        try:
+            dims = np.asarray(recorded, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            dims = np.full(0, np.nan)
+        if dims.size != 2 or not np.all(np.mod(dims, 1) == 0) or dims.min() < 1 or dims.prod() != n_vars:
+            raise ValueError(
+                f"adata.uns['image_shape'] is {recorded!r}, which does not hold the {n_vars} variables "
+                "(were pixels subset?); pass `shape=(rows, cols)` with rows * cols == n_vars."
+            )
+        return int(dims[0]), int(dims[1])
     if shape is None:
         side = math.isqrt(n_vars)
         if side * side != n_vars:

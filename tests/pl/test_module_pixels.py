@@ -91,3 +91,20 @@ def test_missing_results(digits_lava):
     del bare.uns["lava"]
     with pytest.raises(KeyError, match=r"run lava_sc\.tl\.modules"):
         lv.pl.module_pixels(bare, show=False)
+
+
+def test_shape_from_uns_image_shape(digits_lava):
+    # uns["image_shape"] (as written by lava_sc.datasets.digits / mnist) takes precedence over the
+    # square-root guess, which would give 8 x 8 for these 64 pixels
+    adata = digits_lava.copy()
+    adata.uns["image_shape"] = np.array([4, 16])
+    ax = lv.pl.module_pixels(adata, "M1", show=False)
+    assert ax.get_xlim() == (-0.5, 15.5) and ax.get_ylim() == (3.5, -0.5)
+    # an explicit shape still wins
+    ax = lv.pl.module_pixels(adata, "M1", shape=(8, 8), show=False)
+    assert ax.get_xlim() == (-0.5, 7.5)
+    # the datasets loaders record the shape
+    assert list(lv.datasets.digits(embed=False).uns["image_shape"]) == [8, 8]
+    # a recorded shape that no longer fits the variables (pixels were subset) names the problem
+    with pytest.raises(ValueError, match=r"image_shape.*shape=\(rows, cols\)"):
+        lv.pl.module_pixels(adata[:, :60].copy(), "M1", show=False)

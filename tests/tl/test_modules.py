@@ -188,3 +188,15 @@ def test_get_before_tool_names_the_tool(pbmc):
     for getter in (lv.get.modules, lv.get.module_genes, lv.get.activity):
         with pytest.raises(KeyError, match=r"lava_sc.tl.modules"):
             getter(pbmc)
+
+
+def test_pbmc_modules_are_readable(pbmc_lava):
+    sizes = lv.get.module_genes(pbmc_lava).groupby("module", observed=True).size()
+    print(f"\npbmc68k_reduced: {len(sizes)} modules, genes per module {sizes.to_dict()}")
+    assert len(sizes) >= 3
+    assert sizes.median() <= 60
+    # the NK cytotoxic programme is one module
+    genes = lv.get.module_genes(pbmc_lava)
+    nk = genes.loc[genes["gene"] == "NKG7", "module"]
+    assert len(nk) == 1
+    assert {"GNLY", "GZMB"} <= set(genes.loc[genes["module"] == nk.iloc[0], "gene"])
