@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="false discovery rate per locality (default: %(default)s)",
     )
     cor.add_argument(
+        "--max-partners",
+        type=int,
+        default=_default(correlations, "max_partners"),
+        help="strongest significant partners kept per gene and locality; 0 keeps all (default: %(default)s)",
+    )
+    cor.add_argument(
         "--partial-out",
         action="append",
         default=None,
@@ -200,7 +206,13 @@ def run_file(args: argparse.Namespace) -> int:
         key_added=args.key,
     )
     tl.correlations(
-        adata, layer=args.layer, key=args.key, fdr=args.fdr, partial_out=partial_out, random_state=args.random_state
+        adata,
+        layer=args.layer,
+        key=args.key,
+        fdr=args.fdr,
+        max_partners=args.max_partners or None,
+        partial_out=partial_out,
+        random_state=args.random_state,
     )
     tl.modules(
         adata,

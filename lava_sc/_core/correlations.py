@@ -10,10 +10,12 @@ knockoff+ estimate), which controls the false discovery rate per locality and st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import blas
 
 #: detection-fraction edges of the gene classes that define the null strata
@@ -222,3 +224,77 @@ def pair_correlations(values: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray
     """Correlation of the given gene pairs inside one locality (0 where a gene is constant)."""
     z, _ = standardise(values, covariates)
     return np.einsum("ij,ij->j", z[:, gene_a], z[:, gene_b], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SketchOptions:
+    """Test settings shared by every locality (see :func:`locality_sketch`)."""
+
+    fdr: float = 0.05
+    min_detected: float = 0.1
+    min_abs_r: float = 0.1
+    two_sided: bool = False
+    max_partners: int | None = 10
+
+
+def gene_matrix(values, gene_idx: np.ndarray):
+    """The selected genes as float32 CSR (sparse input) or a C-contiguous array (dense input)."""
+    sub = values[:, gene_idx]
+    if sp.issparse(sub):
+        return sp.csr_matrix(sub, dtype=np.float32)
+    return np.ascontiguousarray(sub, dtype=np.float32)
+
+
+def rows_dense(matrix, rows: np.ndarray) -> np.ndarray:
+    block = matrix[rows]
+    return block.toarray() if sp.issparse(block) else np.asarray(block)
+
+
+def column_floor(matrix) -> np.ndarray:
+    """Each gene's minimum over all cells; a gene is 'detected' in a cell when above it."""
+    if sp.issparse(matrix):
+        return np.asarray(matrix.min(axis=0).toarray()).ravel()
+    return np.asarray(matrix.min(axis=0))
+
+
+def locality_cells(membership: sp.csc_matrix, loc: int) -> np.ndarray:
+    """Sorted member cells of one locality (a column of the cells x localities membership)."""
+    return np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])
+
+
+def sketch_one(
+    matrix, floor: np.ndarray, cells: np.ndarray, options: SketchOptions, *, covariates, seed: tuple[int, int]
+) -> LocalitySketch:
+    """The sketch of one locality; ``seed`` = (random_state, locality) makes it independent of run order."""
+    block = rows_dense(matrix, cells)
+    return locality_sketch(
+        block,
+        block > floor,
+        rng=np.random.default_rng(seed),
+        fdr=options.fdr,
+        min_detected=options.min_detected,
+        min_abs_r=options.min_abs_r,
+        two_sided=options.two_sided,
+        covariates=None if covariates is None else covariates[cells],
+        max_partners=options.max_partners,
+    )
+
+
+def sketch_localities(
+    matrix,
+    membership: sp.csc_matrix,
+    options: SketchOptions,
+    *,
+    covariates: np.ndarray | None = None,
+    random_state: int = 0,
+    progress: Callable[[], object] | None = None,
+) -> list[LocalitySketch]:
+    """Sketches of every locality (columns of ``membership``) of the cells x genes ``matrix``."""
+    floor = column_floor(matrix)
+    out = []
+    for loc in range(membership.shape[1]):
+        cells = locality_cells(membership, loc)
+        out.append(sketch_one(matrix, floor, cells, options, covariates=covariates, seed=(random_state, loc)))
+        if progress is not None:
+            progress()
+    return out

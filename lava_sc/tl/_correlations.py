@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._core.correlations import locality_sketch
+from .._core.correlations import SketchOptions, gene_matrix, sketch_localities
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, progress, store, store_params
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression, require
@@ -109,32 +109,22 @@ def correlations(
     values = expression(adata, layer)
     gene_idx, gene_source = select_genes(adata, values, genes)
     matrix = gene_matrix(values, gene_idx)
-    floor = column_floor(matrix)
     covariates = covariate_matrix(adata, partial_out, n_partial_components)
 
     adata = adata.copy() if copy else adata
     n_loc, n_genes = membership.shape[1], len(gene_idx)
     start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
-    rng = np.random.default_rng(random_state)
-    per_locality = []
+    options = SketchOptions(
+        fdr=fdr,
+        min_detected=min_detected,
+        min_abs_r=min_abs_r,
+        two_sided=alternative == "two-sided",
+        max_partners=max_partners,
+    )
     with progress(n_loc, "locality correlations") as bar:
-        for loc in range(n_loc):
-            cells = np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])
-            block = rows_dense(matrix, cells)
-            per_locality.append(
-                locality_sketch(
-                    block,
-                    block > floor,
-                    rng=rng,
-                    fdr=fdr,
-                    min_detected=min_detected,
-                    min_abs_r=min_abs_r,
-                    two_sided=alternative == "two-sided",
-                    covariates=None if covariates is None else covariates[cells],
-                    max_partners=max_partners,
-                )
-            )
-            bar.update()
+        per_locality = sketch_localities(
+            matrix, membership, options, covariates=covariates, random_state=random_state, progress=bar.update
+        )
     sketch, pairs = assemble_sketch(per_locality, n_genes)
     gene_names = adata.var_names[gene_idx].to_numpy().astype(str)
     pairs.insert(0, "gene_b", gene_names[pairs.pop("b").to_numpy()])
@@ -243,26 +233,6 @@ def column_variance(values, idx: np.ndarray) -> np.ndarray:
         mean = np.asarray(sub.mean(axis=0)).ravel()
         return np.asarray(sub.multiply(sub).mean(axis=0)).ravel() - mean**2
     return np.asarray(sub, dtype=np.float64).var(axis=0)
-
-
-def gene_matrix(values, gene_idx: np.ndarray):
-    """The selected genes as float32 CSR (sparse input) or C-contiguous array (dense input)."""
-    sub = values[:, gene_idx]
-    if sp.issparse(sub):
-        return sp.csr_matrix(sub, dtype=np.float32)
-    return np.ascontiguousarray(sub, dtype=np.float32)
-
-
-def rows_dense(matrix, rows: np.ndarray) -> np.ndarray:
-    block = matrix[rows]
-    return block.toarray() if sp.issparse(block) else block
-
-
-def column_floor(matrix) -> np.ndarray:
-    """Each gene's minimum over all cells; a gene is 'detected' in a cell when above it."""
-    if sp.issparse(matrix):
-        return np.asarray(matrix.min(axis=0).toarray()).ravel()
-    return matrix.min(axis=0)
 
 
 def covariate_matrix(adata: AnnData, partial_out, n_components: int) -> np.ndarray | None:

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._core.correlations import standardise
+from .._core.correlations import gene_matrix, locality_cells, rows_dense, standardise
 from .._core.knn import NeighbourIndex
 from .._core.modules import (
     cell_activity,
@@ -19,7 +19,7 @@ from .._core.modules import (
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
 from .._utils import log_added, progress, store, store_params
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, expression, require
-from ._correlations import correlations, covariate_matrix, gene_matrix, rows_dense
+from ._correlations import correlations, covariate_matrix
 from ._localities import localities
 
 
@@ -245,7 +245,7 @@ def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index:
     out = np.zeros((n_loc, len(names)))
     with progress(n_loc, "module activity") as bar:
         for loc in range(n_loc):
-            cells = np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])
+            cells = locality_cells(membership, loc)
             z, _ = standardise(rows_dense(matrix, cells), None if covariates is None else covariates[cells])
             r = np.einsum("ij,ij->j", z[:, ia], z[:, ib], dtype=np.float64)
             out[loc] = np.bincount(mod, weights=w * r, minlength=len(names)) / total_w
