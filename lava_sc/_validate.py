@@ -94,7 +94,7 @@ def embedding(adata: AnnData, basis: str) -> np.ndarray:
 
 
 def expression(adata: AnnData, layer: str | None):
-    """``X`` or a layer, checked to be numeric and finite (returned as is, sparse or dense)."""
+    """``X`` or a layer, checked to be numeric and finite (returned as is: sparse, dense or a dask array)."""
     if layer is None:
         values = adata.X
         where = "adata.X"
@@ -109,6 +109,14 @@ def expression(adata: AnnData, layer: str | None):
         where = f"adata.layers[{layer!r}]"
     if values is None:
         raise ValueError(f"{where} is empty; store log-normalised expression there or pass `layer=`.")
+    from ._core.distributed import all_finite, is_dask
+
+    if is_dask(values):  # lazy (e.g. read from h5ad / zarr): check the dtype now, finiteness in one pass
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"{where} must be numeric, got dtype {values.dtype}; convert it to float.")
+        if values.dtype.kind == "f" and not all_finite(values):
+            raise ValueError(f"{where} contains NaN or inf; replace them (e.g. with 0) or choose another `layer`.")
+        return values
     if hasattr(values, "to_memory"):  # backed sparse dataset
         values = values.to_memory()
     data = values.data if sp.issparse(values) else np.asarray(values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 from sklearn.neighbors import NearestNeighbors
 
 #: embeddings with at most this many dimensions use an exact KD-tree
@@ -32,7 +33,8 @@ class NeighbourIndex:
             method = "exact" if small else "pynndescent"
         self.method = method
         if method == "exact":
-            self._index = NearestNeighbors(algorithm="auto").fit(self.data)
+            low_dim = data.shape[1] <= EXACT_MAX_DIMS
+            self._index = cKDTree(self.data) if low_dim else NearestNeighbors(algorithm="brute").fit(self.data)
         elif method == "pynndescent":
             from pynndescent import NNDescent
 
@@ -50,16 +52,21 @@ class NeighbourIndex:
     def query(self, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices and distances of the ``k`` nearest data points to each row of ``points``, nearest first."""
         points = np.ascontiguousarray(points, dtype=np.float32)
-        if self.method == "exact":
+        if isinstance(self._index, cKDTree):
+            dist, idx = self._index.query(points, k=k, workers=-1)
+            if k == 1:
+                dist, idx = dist[:, None], idx[:, None]
+        elif self.method == "exact":
             dist, idx = self._index.kneighbors(points, n_neighbors=k)
         else:
             idx, dist = self._index.query(points, k=k)
         return idx.astype(np.int64), dist.astype(np.float64)
 
-    def self_neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest other points of every data point (the point itself excluded)."""
-        idx, dist = self.query(self.data, k + 1)
-        own = idx == np.arange(len(idx))[:, None]
+    def self_neighbours(self, k: int, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest other points of the data points in ``rows`` (the point itself excluded)."""
+        rows = slice(0, len(self.data)) if rows is None else rows
+        idx, dist = self.query(self.data[rows], k + 1)
+        own = idx == np.arange(len(self.data))[rows][:, None]
         # drop the point itself; where a duplicate displaced it, drop the last column instead
         keep = ~own
         keep[~own.any(axis=1), -1] = False

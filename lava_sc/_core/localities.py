@@ -30,12 +30,23 @@ def n_localities_for(n_points: int, n_cells: int, overlap: float) -> int:
     return int(np.ceil(n_points * overlap / n_cells))
 
 
-def neighbourhood_statistics(index: NeighbourIndex, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """kNN in-degree and mean distance to the ``n_cells`` nearest neighbours of every point."""
-    k = min(n_cells, len(index.data) - 1)
-    idx, dist = index.self_neighbours(k)
-    in_degree = np.bincount(idx.ravel(), minlength=len(index.data)).astype(np.float64)
-    return in_degree, dist.mean(axis=1)
+def neighbourhood_statistics(
+    index: NeighbourIndex, n_cells: int, chunk_size: int = 20_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """kNN in-degree and mean distance to the ``n_cells`` nearest neighbours of every point.
+
+    Queried in chunks of points so memory stays at ``chunk_size * n_cells`` neighbours.
+    """
+    n_points = len(index.data)
+    k = min(n_cells, n_points - 1)
+    in_degree = np.zeros(n_points, dtype=np.float64)
+    mean_dist = np.empty(n_points, dtype=np.float64)
+    for start in range(0, n_points, chunk_size):
+        rows = slice(start, min(start + chunk_size, n_points))
+        idx, dist = index.self_neighbours(k, rows)
+        in_degree += np.bincount(idx.ravel(), minlength=n_points)
+        mean_dist[rows] = dist.mean(axis=1)
+    return in_degree, mean_dist
 
 
 def cell_weights(in_degree: np.ndarray, mean_dist: np.ndarray, alpha: float, beta: float) -> np.ndarray:
@@ -60,6 +71,51 @@ def place_probes(points: np.ndarray, weights: np.ndarray, n_localities: int, ran
     return km.cluster_centers_
 
 
+def place_probes_fast(
+    points: np.ndarray, weights: np.ndarray, n_localities: int, random_state: int, n_iter: int = 50
+) -> np.ndarray:
+    """Weighted l-means for large data: Lloyd iterations with KD-tree assignment (low dimensions)
+    or mini-batch k-means (high dimensions), seeded by k-means++ on a weighted sample of points."""
+    if points.shape[1] > 10:
+        from sklearn.cluster import MiniBatchKMeans
+
+        km = MiniBatchKMeans(n_clusters=n_localities, n_init=1, random_state=random_state, batch_size=4096)
+        return km.fit(points, sample_weight=weights).cluster_centers_
+    from scipy.spatial import cKDTree
+    from sklearn.cluster import kmeans_plusplus
+
+    rng = np.random.default_rng(random_state)
+    pool = np.sort(rng.choice(len(points), min(len(points), 10 * n_localities), replace=False))
+    centres, _ = kmeans_plusplus(
+        points[pool].astype(np.float64),
+        n_localities,
+        random_state=random_state,
+        sample_weight=weights[pool],
+        n_local_trials=1,
+    )
+    scale = np.ptp(points, axis=0).max() + 1e-12
+    for _ in range(n_iter):
+        dist, nearest = cKDTree(centres).query(points, k=1, workers=-1)
+        mass = np.bincount(nearest, weights=weights, minlength=n_localities)
+        moved = np.column_stack(
+            [
+                np.bincount(nearest, weights=weights * points[:, d], minlength=n_localities)
+                for d in range(points.shape[1])
+            ]
+        )
+        new = centres.copy()
+        filled = mass > 0
+        new[filled] = moved[filled] / mass[filled, None]
+        empty = np.flatnonzero(~filled)
+        if len(empty):  # re-seed dead centres at the worst-served points
+            new[empty] = points[np.argsort(-weights * dist**2)[: len(empty)]]
+        shift = np.abs(new - centres).max()
+        centres = new
+        if shift < 1e-4 * scale and not len(empty):
+            break
+    return centres
+
+
 def members_and_coverage(index: NeighbourIndex, probes: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     members, _ = index.query(probes, n_cells)
     coverage = np.bincount(members.ravel(), minlength=len(index.data))
@@ -75,6 +131,8 @@ def find_localities(
     bounds: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 3.0), (0.0, 3.0)),
     max_evaluations: int = 40,
     knn_method: str = "auto",
+    max_exact_cells: int = 50_000,
+    search_cells: int = 20_000,
     progress=None,
 ) -> LocalityResult:
     """Place probes so that locality coverage tracks kNN in-degree, then take each probe's n nearest cells.
@@ -96,12 +154,55 @@ def find_localities(
         Budget of objective evaluations for :func:`scipy.optimize.direct`.
     knn_method
         Passed to :class:`~lava_sc._core.knn.NeighbourIndex`.
+    max_exact_cells
+        Above this many points, DIRECT runs on a uniform subsample of ``search_cells`` points and
+        the chosen weights place the probes on all points with one fast weighted l-means (Lloyd
+        with KD-tree assignment): the exact search would re-run a full k-means of all points at
+        every evaluation.
+    search_cells
+        Size of that subsample.
     progress
         Optional callable invoked after every evaluation (e.g. a tqdm ``update``).
     """
+    n_points = len(points)
     index = NeighbourIndex(points, method=knn_method, n_neighbors=n_cells, random_state=random_state)
     in_degree, mean_dist = neighbourhood_statistics(index, n_cells)
-    n_loc = n_localities_for(len(points), n_cells, overlap)
+    n_loc = n_localities_for(n_points, n_cells, overlap)
+    if n_points <= max_exact_cells:
+        search = direct_search(
+            index, in_degree, mean_dist, n_cells, n_loc, random_state, bounds, max_evaluations, progress
+        )
+        alpha, beta, loss, probes, members, coverage, n_eval = search
+    else:
+        # DIRECT on a uniform subsample (same n_cells and overlap, so fewer, wider localities), then one
+        # weighted l-means of all points with the chosen alpha and beta
+        rng = np.random.default_rng(random_state)
+        sub = np.sort(rng.choice(n_points, search_cells, replace=False))
+        sub_index = NeighbourIndex(points[sub], method=knn_method, n_neighbors=n_cells, random_state=random_state)
+        sub_deg, sub_dist = neighbourhood_statistics(sub_index, n_cells)
+        sub_loc = n_localities_for(search_cells, n_cells, overlap)
+        search = direct_search(
+            sub_index, sub_deg, sub_dist, n_cells, sub_loc, random_state, bounds, max_evaluations, progress
+        )
+        alpha, beta, n_eval = search[0], search[1], search[6]
+        weights = cell_weights(in_degree, mean_dist, alpha, beta)
+        probes = place_probes_fast(index.data, weights, n_loc, random_state)
+        members, coverage = members_and_coverage(index, probes, n_cells)
+        loss = coverage_loss(coverage, in_degree)
+    return LocalityResult(
+        probes=probes,
+        members=members,
+        coverage=coverage,
+        in_degree=in_degree,
+        alpha=alpha,
+        beta=beta,
+        coverage_loss=loss,
+        n_evaluations=n_eval,
+    )
+
+
+def direct_search(index, in_degree, mean_dist, n_cells, n_loc, random_state, bounds, max_evaluations, progress):
+    """DIRECT over (alpha, beta): returns alpha, beta, loss, probes, members, coverage, evaluations."""
     cache: dict[tuple[float, float], tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def evaluate(ab: np.ndarray) -> float:
@@ -116,13 +217,4 @@ def find_localities(
 
     optimize.direct(evaluate, bounds=list(bounds), maxfun=max_evaluations, locally_biased=True)
     (alpha, beta), (loss, probes, members, coverage) = min(cache.items(), key=lambda kv: (kv[1][0], kv[0]))
-    return LocalityResult(
-        probes=probes,
-        members=members,
-        coverage=coverage,
-        in_degree=in_degree,
-        alpha=alpha,
-        beta=beta,
-        coverage_loss=loss,
-        n_evaluations=len(cache),
-    )
+    return alpha, beta, loss, probes, members, coverage, len(cache)

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._core import distributed
 from .._core.correlations import SketchOptions, gene_matrix, sketch_localities
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, progress, store, store_params
@@ -83,6 +84,24 @@ def correlations(
     copy
         Return a modified copy instead of writing into ``adata``.
 
+    Notes
+    -----
+    **Dask and clusters.** ``X`` (or ``layer``) may be a dask array, dense or with scipy-sparse
+    chunks, for data that do not fit in memory. Read it lazily, e.g.
+    ``adata.X = anndata.experimental.read_elem_lazy(h5py.File("data.h5ad")["X"])`` (also for a zarr
+    group; ``anndata.experimental.read_lazy`` reads the whole object lazily, with xarray installed),
+    or wrap an array with ``adata.X = dask.array.from_array(x, chunks=(10_000, -1))``; chunk along
+    cells. Gene variances and floors are dask reductions, and the localities are sketched as dask
+    tasks (64 localities each; a task gathers only the rows of its localities' cells). They run on
+    dask's default scheduler or, when a ``distributed.Client`` is active, on its cluster: create or
+    attach the client before the call, e.g. ``from distributed import Client;
+    client = Client("tcp://scheduler:8786")`` (or ``Client(LocalCluster(n_workers=4))``), then call
+    ``lava_sc.tl.correlations(adata)`` (or ``tl.modules``) as usual. The workers need ``lava_sc``
+    installed and access to the file (an array wrapped from memory is shipped with every
+    computation: ``adata.X = adata.X.persist()`` first). Results are identical to the in-memory run
+    with the same BLAS thread count (workers use one BLAS thread by default; OpenBLAS rounds the last
+    bit of a few correlations differently with more threads).
+
     Returns
     -------
     ``None`` or the copy. Writes ``uns[key]["sketch"]`` (sparse localities x pairs, the correlation of
@@ -108,12 +127,16 @@ def correlations(
 
     values = expression(adata, layer)
     gene_idx, gene_source = select_genes(adata, values, genes)
-    matrix = gene_matrix(values, gene_idx)
+    lazy = distributed.is_dask(values)
+    matrix = values[:, gene_idx].astype(np.float32) if lazy else gene_matrix(values, gene_idx)
     covariates = covariate_matrix(adata, partial_out, n_partial_components)
 
     adata = adata.copy() if copy else adata
     n_loc, n_genes = membership.shape[1], len(gene_idx)
     start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
+    per_task = distributed.LOCALITIES_PER_TASK
+    if lazy:
+        logg.info(f"    dask array: {distributed.n_tasks(n_loc, per_task)} tasks of up to {per_task} localities")
     options = SketchOptions(
         fdr=fdr,
         min_detected=min_detected,
@@ -122,9 +145,20 @@ def correlations(
         max_partners=max_partners,
     )
     with progress(n_loc, "locality correlations") as bar:
-        per_locality = sketch_localities(
-            matrix, membership, options, covariates=covariates, random_state=random_state, progress=bar.update
-        )
+        if lazy:
+            per_locality = distributed.sketch_localities_dask(
+                matrix,
+                membership,
+                options,
+                covariates=covariates,
+                random_state=random_state,
+                localities_per_task=per_task,
+                progress=bar.update,
+            )
+        else:
+            per_locality = sketch_localities(
+                matrix, membership, options, covariates=covariates, random_state=random_state, progress=bar.update
+            )
     sketch, pairs = assemble_sketch(per_locality, n_genes)
     gene_names = adata.var_names[gene_idx].to_numpy().astype(str)
     pairs.insert(0, "gene_b", gene_names[pairs.pop("b").to_numpy()])
@@ -227,6 +261,8 @@ def explicit_genes(var_names: pd.Index, genes) -> np.ndarray:
 
 
 def column_variance(values, idx: np.ndarray) -> np.ndarray:
+    if distributed.is_dask(values):
+        return distributed.column_variance(values[:, idx])
     sub = values[:, idx]
     if sp.issparse(sub):
         sub = sp.csc_matrix(sub, dtype=np.float64)

@@ -24,6 +24,7 @@ def localities(
     overlap: float = 3.0,
     max_evaluations: int = 40,
     knn_method: str = "auto",
+    max_exact_cells: int = 50_000,
     random_state: int = 0,
     key_added: str = DEFAULT_KEY,
     copy: bool = False,
@@ -51,6 +52,11 @@ def localities(
         Objective evaluations allowed to DIRECT when choosing alpha and beta.
     knn_method
         ``"auto"``, ``"exact"`` or ``"pynndescent"``.
+    max_exact_cells
+        Above this many cells, DIRECT searches alpha and beta on a uniform subsample of 20,000
+        cells, and the probes of all cells come from one fast weighted l-means (Lloyd iterations
+        with KD-tree assignment, seeded by weighted k-means++): the exact search would re-run a full
+        k-means at every evaluation.
     random_state
         Seed for l-means and pynndescent.
     key_added
@@ -80,6 +86,7 @@ def localities(
         raise ValueError(f"adata has {n_obs} cells; LAVA needs at least 10 (and ideally thousands).")
     overlap = check_float("overlap", overlap, low=0.0, open_low=True)
     max_evaluations = check_int("max_evaluations", max_evaluations, low=5)
+    max_exact_cells = check_int("max_exact_cells", max_exact_cells, low=1000)
     check_choice("knn_method", knn_method, ("auto", "exact", "pynndescent"))
     random_state = check_int("random_state", random_state, low=0)
     if n_localities_for(n_obs, n_cells, overlap) > n_obs:
@@ -95,6 +102,8 @@ def localities(
             random_state=random_state,
             max_evaluations=max_evaluations,
             knn_method=knn_method,
+            max_exact_cells=max_exact_cells,
+            search_cells=min(20_000, max_exact_cells),
             progress=bar.update,
         )
         bar.total = bar.n  # DIRECT may take one evaluation more than its budget
@@ -135,6 +144,7 @@ def localities(
             overlap=overlap,
             max_evaluations=max_evaluations,
             knn_method=knn_method,
+            max_exact_cells=max_exact_cells,
             random_state=random_state,
         ),
     )

@@ -7,6 +7,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core.correlations import gene_matrix, locality_cells, rows_dense, standardise
+from .._core.distributed import gather_columns, is_dask
 from .._core.knn import NeighbourIndex
 from .._core.modules import (
     cell_activity,
@@ -235,7 +236,9 @@ def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index:
         partial_out = [str(p) for p in partial_out]
     covariates = covariate_matrix(adata, partial_out, int(params["n_partial_components"]))
     used = np.unique(np.concatenate([table["gene_a"], table["gene_b"]]))
-    matrix = gene_matrix(expression(adata, layer), adata.var_names.get_indexer(used))
+    values = expression(adata, layer)
+    used_idx = adata.var_names.get_indexer(used)
+    matrix = gather_columns(values, used_idx) if is_dask(values) else gene_matrix(values, used_idx)
     used_index = pd.Index(used)
     ia = used_index.get_indexer(table["gene_a"])
     ib = used_index.get_indexer(table["gene_b"])

@@ -1,0 +1,221 @@
+"""Per-locality sketches of a dask array, run as dask tasks (threads, processes or a ``distributed`` cluster).
+
+The expression matrix stays lazy (for example read from h5ad or zarr with
+``anndata.experimental.read_elem_lazy``). Column statistics are dask reductions; the localities are
+grouped into tasks, and each task gathers only the rows of its localities (the sorted union of their
+cells) and sketches them with :func:`~lava_sc._core.correlations.sketch_one` and the same per-locality
+seeds as the in-memory path, so the results are identical to :func:`sketch_localities` whatever the
+chunking, the scheduler or the order in which tasks finish.
+
+``dask`` is imported lazily: this module is importable (and :func:`is_dask` works) without it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from .correlations import LocalitySketch, SketchOptions, locality_cells, sketch_one
+
+#: localities sketched by one dask task in ``tl.correlations``
+LOCALITIES_PER_TASK = 64
+
+
+def is_dask(x) -> bool:
+    """Whether ``x`` is a dask array (without importing dask when it is not)."""
+    if not type(x).__module__.startswith("dask"):
+        return False
+    import dask.array as da
+
+    return isinstance(x, da.Array)
+
+
+def _as_block(chunk):
+    """A chunk as float32 CSR (sparse chunks) or a C-contiguous float32 array (dense chunks)."""
+    if sp.issparse(chunk):
+        return sp.csr_matrix(chunk, dtype=np.float32)
+    return np.ascontiguousarray(chunk, dtype=np.float32)
+
+
+def _per_block(matrix, func, n_rows: int, dtype):
+    """Apply ``func`` to every chunk, each giving ``n_rows`` rows per chunk column (a small dense array)."""
+    return matrix.map_blocks(
+        func,
+        chunks=((n_rows,) * matrix.numblocks[0], matrix.chunks[1]),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype=dtype),
+    )
+
+
+def _chunk_min(chunk) -> np.ndarray:
+    if chunk.shape[0] == 0:
+        return np.full((1, chunk.shape[1]), np.inf, dtype=np.float64)
+    low = chunk.min(axis=0)  # scipy counts implicit zeros, as column_floor does in memory
+    low = low.toarray() if sp.issparse(low) else np.asarray(low)
+    return low.reshape(1, -1).astype(np.float64)
+
+
+def column_floor(matrix) -> np.ndarray:
+    """Each column's minimum over all rows of a dask array (dense or scipy-sparse chunks)."""
+    import dask
+
+    (low,) = dask.compute(_per_block(matrix, _chunk_min, 1, np.float64).min(axis=0))
+    return np.asarray(low).astype(matrix.dtype)
+
+
+def _chunk_moments(chunk) -> np.ndarray:
+    """Rows: count, mean, sum of squared deviations from the mean (per column, float64)."""
+    n = chunk.shape[0]
+    out = np.zeros((3, chunk.shape[1]))
+    out[0] = n
+    if n == 0:
+        return out
+    if sp.issparse(chunk):
+        csc = sp.csc_matrix(chunk, dtype=np.float64)
+        mean = np.asarray(csc.sum(axis=0)).ravel() / n
+        nnz = np.diff(csc.indptr)
+        dev = csc.data - np.repeat(mean, nnz)
+        out[2] = np.bincount(np.repeat(np.arange(csc.shape[1]), nnz), weights=dev * dev, minlength=csc.shape[1])
+        out[2] += (n - nnz) * mean**2
+    else:
+        x = np.asarray(chunk, dtype=np.float64)
+        mean = x.mean(axis=0)
+        out[2] = ((x - mean) ** 2).sum(axis=0)
+    out[1] = mean
+    return out
+
+
+def column_variance(matrix) -> np.ndarray:
+    """Each column's variance (ddof 0) of a dask array, from per-chunk moments (pairwise update of Chan et al.)."""
+    import dask
+
+    (moments,) = dask.compute(_per_block(matrix, _chunk_moments, 3, np.float64))
+    moments = np.asarray(moments).reshape(matrix.numblocks[0], 3, matrix.shape[1])
+    count, mean, m2 = np.zeros(matrix.shape[1]), np.zeros(matrix.shape[1]), np.zeros(matrix.shape[1])
+    for rows, (n_b, mean_b, m2_b) in zip(matrix.chunks[0], moments, strict=True):
+        if rows == 0:
+            continue
+        total = count + n_b
+        delta = mean_b - mean
+        m2 = m2 + m2_b + delta**2 * count * n_b / total
+        mean = mean + delta * n_b / total
+        count = total
+    return m2 / np.maximum(count, 1)
+
+
+def _chunk_finite(chunk) -> np.ndarray:
+    data = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
+    return np.array([[bool(np.isfinite(data).all())]])
+
+
+def all_finite(matrix) -> bool:
+    """Whether every stored value of a dask array is finite (one pass, one reduction)."""
+    flags = matrix.map_blocks(
+        _chunk_finite,
+        chunks=((1,) * matrix.numblocks[0], (1,) * matrix.numblocks[1]),
+        dtype=bool,
+        meta=np.empty((0, 0), dtype=bool),
+    )
+    return bool(flags.all().compute())
+
+
+def gather_columns(matrix, idx: np.ndarray):
+    """Materialise a few columns of a dask array as float32 CSR (sparse chunks) or a dense array."""
+    return _as_block(matrix[:, np.asarray(idx)].astype(np.float32).compute())
+
+
+def _sketch_task(block, floor, cells, locs, options, covariates, random_state) -> list[LocalitySketch]:
+    """Sketch the localities of one task; ``cells`` index rows of ``block`` (and of ``covariates``)."""
+    block = _as_block(block)
+    return [
+        sketch_one(block, floor, c, options, covariates=covariates, seed=(random_state, int(loc)))
+        for c, loc in zip(cells, locs, strict=True)
+    ]
+
+
+def n_tasks(n_localities: int, localities_per_task: int) -> int:
+    return -(-n_localities // localities_per_task)
+
+
+def _active_client():
+    """The ``distributed.Client`` that ``dask.compute`` would use now (default, ``as_current`` or config), or None."""
+    if "distributed" not in sys.modules:
+        return None
+    import dask.base
+    from distributed import Client
+
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def sketch_localities_dask(
+    matrix,
+    membership: sp.csc_matrix,
+    options: SketchOptions,
+    *,
+    covariates: np.ndarray | None = None,
+    random_state: int = 0,
+    localities_per_task: int = LOCALITIES_PER_TASK,
+    progress: Callable[[], object] | None = None,
+) -> list[LocalitySketch]:
+    """Sketches of every locality of a lazy cells x genes dask array, computed as dask tasks.
+
+    Same result as :func:`~lava_sc._core.correlations.sketch_localities` on the materialised matrix.
+    Runs on dask's default scheduler, or on the active ``distributed.Client`` when there is one.
+
+    Parameters
+    ----------
+    matrix
+        Dask array, cells x tested genes (dense or scipy-sparse chunks); best chunked along cells only.
+    membership
+        Cells x localities membership (CSC).
+    localities_per_task
+        Localities sketched by one task; each task reads the union of its localities' cells.
+    progress
+        Called once per sketched locality.
+    """
+    import dask
+
+    if localities_per_task < 1:
+        raise ValueError(f"`localities_per_task` must be >= 1, got {localities_per_task}.")
+    if matrix.shape[0] != membership.shape[0]:
+        raise ValueError(f"matrix has {matrix.shape[0]} cells but the membership {membership.shape[0]}.")
+    membership = sp.csc_matrix(membership)
+    floor = column_floor(matrix)
+    n_loc = membership.shape[1]
+    tasks, sizes = [], []
+    for first in range(0, n_loc, localities_per_task):
+        locs = np.arange(first, min(first + localities_per_task, n_loc))
+        cells = [locality_cells(membership, loc) for loc in locs]
+        rows = np.unique(np.concatenate(cells)) if len(cells) else np.zeros(0, dtype=np.int64)
+        local = [np.searchsorted(rows, c) for c in cells]
+        cov = None if covariates is None else np.ascontiguousarray(covariates[rows])
+        task = dask.delayed(_sketch_task, pure=True)(matrix[rows], floor, local, locs, options, cov, random_state)
+        tasks.append(task)
+        sizes.append(len(locs))
+    client = _active_client()
+    if client is None:
+        from dask.callbacks import Callback
+
+        size_of = {t.key: s for t, s in zip(tasks, sizes, strict=True)}
+
+        def tick(key, *_):
+            for _ in range(size_of.get(key, 0) if progress is not None else 0):
+                progress()
+
+        with Callback(posttask=tick):  # local schedulers: tick as each task finishes
+            results = dask.compute(*tasks)
+    else:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        size_of = {f.key: s for f, s in zip(futures, sizes, strict=True)}
+        for done in as_completed(futures):
+            if progress is not None:
+                for _ in range(size_of[done.key]):
+                    progress()
+        results = client.gather(futures)
+    return [sketch for task in results for sketch in task]

@@ -1,0 +1,127 @@
+"""The dask kernels against their in-memory counterparts (default scheduler; the cluster runs in tests/tl)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+da = pytest.importorskip("dask.array")
+
+from lava_sc._core import distributed  # noqa: E402
+from lava_sc._core.correlations import SketchOptions, column_floor, sketch_localities  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_threaded_blas():
+    """One BLAS thread, as dask.distributed workers use by default (OPENBLAS_NUM_THREADS=1).
+
+    OpenBLAS's ssyrk rounds differently with different thread counts (a few r values differ in the
+    last bit), so bit-identical comparisons need the reference and the tasks on the same BLAS setting.
+    """
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Sparse log-counts (with a shifted, fully dense gene and an all-zero gene) and random localities."""
+    rng = np.random.default_rng(0)
+    n, g, n_loc = 600, 40, 23
+    latent = rng.normal(size=(n, 1))
+    mu = rng.uniform(-1, 1.5, g) + 1.2 * latent * (np.arange(g) < 18)
+    x = np.log1p(rng.poisson(np.exp(mu))).astype(np.float32)
+    x[:, 20] += 1.5  # never zero: its floor is its minimum, not 0
+    x[:, 21] = 0.0
+    rows = np.concatenate([rng.choice(n, 80, replace=False) for _ in range(n_loc)])
+    cols = np.repeat(np.arange(n_loc), 80)
+    membership = sp.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n_loc))
+    return sp.csr_matrix(x), membership, rng.normal(size=(n, 2))
+
+
+def as_dask(x, kind, chunks=(130, -1)):
+    if kind == "dense":
+        return da.from_array(x.toarray(), chunks=chunks)
+    return da.from_array(x, chunks=chunks, asarray=False)
+
+
+def same(a, b):
+    assert len(a) == len(b)
+    for s, t in zip(a, b, strict=True):
+        np.testing.assert_array_equal(s.gene_a, t.gene_a)
+        np.testing.assert_array_equal(s.gene_b, t.gene_b)
+        np.testing.assert_array_equal(s.r, t.r)
+        assert (s.n_tests, s.n_null_exceed) == (t.n_tests, t.n_null_exceed)
+
+
+def test_is_dask(data):
+    x, _, _ = data
+    assert distributed.is_dask(as_dask(x, "dense"))
+    assert not distributed.is_dask(x)
+    assert not distributed.is_dask(x.toarray())
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_column_statistics_match_in_memory(data, kind):
+    x, _, _ = data
+    lazy = as_dask(x, kind, chunks=(130, 15))  # uneven row chunks, several column chunks
+    floor = distributed.column_floor(lazy)
+    np.testing.assert_array_equal(floor, column_floor(x))
+    assert floor.dtype == np.float32 and floor[20] > 0 and floor[0] == 0
+    dense = x.toarray().astype(np.float64)
+    np.testing.assert_allclose(distributed.column_variance(lazy), dense.var(axis=0), rtol=1e-10, atol=1e-14)
+    assert distributed.column_variance(lazy)[21] == 0
+    assert distributed.all_finite(lazy)
+    np.testing.assert_array_equal(
+        distributed.gather_columns(lazy, [3, 1]).toarray()
+        if kind == "sparse"
+        else distributed.gather_columns(lazy, [3, 1]),
+        x[:, [3, 1]].toarray(),
+    )
+
+
+def test_non_finite_values_are_found():
+    x = sp.random(50, 8, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    x.data[3] = np.nan
+    assert not distributed.all_finite(as_dask(x, "sparse", chunks=(20, 4)))
+    dense = np.zeros((50, 8), dtype=np.float32)
+    dense[49, 7] = np.inf
+    assert not distributed.all_finite(da.from_array(dense, chunks=(20, 4)))
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("per_task", [1, 7, 64])
+def test_sketches_are_identical_to_the_in_memory_path(data, kind, per_task):
+    x, membership, _ = data
+    options = SketchOptions(min_abs_r=0.05)
+    ref = sketch_localities(x, membership, options, random_state=3)
+    ticks = []
+    out = distributed.sketch_localities_dask(
+        as_dask(x, kind),
+        membership,
+        options,
+        random_state=3,
+        localities_per_task=per_task,
+        progress=lambda: ticks.append(1),
+    )
+    same(out, ref)
+    assert len(ticks) == membership.shape[1]
+    assert sum(len(s.r) for s in ref) > 0
+
+
+def test_covariates_are_remapped_to_the_gathered_rows(data):
+    x, membership, covariates = data
+    options = SketchOptions(two_sided=True, max_partners=None)
+    ref = sketch_localities(x, membership, options, covariates=covariates, random_state=0)
+    out = distributed.sketch_localities_dask(
+        as_dask(x, "sparse"), membership, options, covariates=covariates, random_state=0, localities_per_task=5
+    )
+    same(out, ref)
+    assert sum(len(s.r) for s in ref) > 0
+
+
+def test_bad_arguments(data):
+    x, membership, _ = data
+    with pytest.raises(ValueError, match="localities_per_task"):
+        distributed.sketch_localities_dask(as_dask(x, "dense"), membership, SketchOptions(), localities_per_task=0)
+    with pytest.raises(ValueError, match="cells"):
+        distributed.sketch_localities_dask(as_dask(x[:100], "dense"), membership, SketchOptions())

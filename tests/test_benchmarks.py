@@ -1,0 +1,79 @@
+"""The benchmark suite runs with one command: ``python benchmarks/run.py --quick`` (< 2 minutes)."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "run.py"
+
+
+def load_run_module():
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("lava_benchmarks_run", RUN)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(RUN.parent))
+    return module
+
+
+def test_parts_are_selectable():
+    run = load_run_module()
+    assert run.parse_args(["--quick"]).parts == ["hotspot", "floor", "scaling"]
+    assert run.parse_args(["--only", "scaling,floor"]).parts == ["scaling", "floor"]
+    assert run.parse_args(["--only", "hotspot", "--only", "floor"]).parts == ["hotspot", "floor"]
+    full = run.parse_args([])
+    assert full.hotspot_cells == [6000, 20000] and full.scaling_cells[-1] == 1_000_000
+    with pytest.raises(SystemExit):
+        run.parse_args(["--only", "gpu"])
+
+
+def test_quick_run_writes_every_section(tmp_path):
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "benchmarks" / "README.md", readme)
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--out", str(out), "--write-readme", "--readme", str(readme)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results_quick.json").read_text())
+    assert {"meta", "hotspot", "floor", "scaling"} <= set(results)
+    assert results["meta"]["machine"]["cores"] >= 1 and results["meta"]["machine"]["blas"]
+
+    (row,) = results["hotspot"]["rows"]
+    assert row["n_cells"] == 2000 and row["n_genes"] == 500
+    assert row["lava"]["status"] == "done" and row["lava"]["timed_s"] > 0
+    assert row["lava"]["recovery"]["n_planted"] == 4
+    if results["hotspot"].get("status") != "skipped":  # hotspotsc is an optional (bench) dependency
+        assert row["hotspot"]["status"] == "done" and row["hotspot"]["timed_s"] > 0
+        assert row["speedup"] > 0 and row["same_input"]
+
+    (floor,) = results["floor"]["rows"]
+    assert floor["status"] == "done"
+    assert floor["floor_s"] > 0 and floor["correlations_s"] > 0 and floor["ratio"] > 0
+    assert floor["multiply_adds"] == floor["n_localities"] * floor["cells_per_locality"] * floor["n_genes"] ** 2
+    assert floor["profile"]["top_by_own_time"]
+
+    scaling = results["scaling"]["rows"]
+    assert {r["axis"] for r in scaling} == {"cells", "genes"}
+    for r in scaling:
+        assert r["status"] == "done", r
+        assert {"localities", "correlations", "modules"} <= set(r["stages"])
+        assert r["peak_rss_gib"] > 0
+
+    table = (out / "results_quick.md").read_text()
+    assert "Against Hotspot" in table and "BLAS floor" in table and "Scaling" in table
+    text = readme.read_text()
+    assert text.count("<!-- results:start -->") == 1 and text.count("<!-- results:end -->") == 1
+    assert table.strip() in text
