@@ -72,7 +72,12 @@ def place_probes(points: np.ndarray, weights: np.ndarray, n_localities: int, ran
 
 
 def place_probes_fast(
-    points: np.ndarray, weights: np.ndarray, n_localities: int, random_state: int, n_iter: int = 50
+    points: np.ndarray,
+    weights: np.ndarray,
+    n_localities: int,
+    random_state: int,
+    n_iter: int = 50,
+    init: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted l-means for large data: Lloyd iterations with KD-tree assignment (low dimensions)
     or mini-batch k-means (high dimensions), seeded by k-means++ on a weighted sample of points."""
@@ -84,15 +89,18 @@ def place_probes_fast(
     from scipy.spatial import cKDTree
     from sklearn.cluster import kmeans_plusplus
 
-    rng = np.random.default_rng(random_state)
-    pool = np.sort(rng.choice(len(points), min(len(points), 10 * n_localities), replace=False))
-    centres, _ = kmeans_plusplus(
-        points[pool].astype(np.float64),
-        n_localities,
-        random_state=random_state,
-        sample_weight=weights[pool],
-        n_local_trials=1,
-    )
+    if init is not None:  # warm start from an earlier placement
+        centres = np.array(init, dtype=np.float64)
+    else:
+        rng = np.random.default_rng(random_state)
+        pool = np.sort(rng.choice(len(points), min(len(points), 10 * n_localities), replace=False))
+        centres, _ = kmeans_plusplus(
+            points[pool].astype(np.float64),
+            n_localities,
+            random_state=random_state,
+            sample_weight=weights[pool],
+            n_local_trials=1,
+        )
     scale = np.ptp(points, axis=0).max() + 1e-12
     for _ in range(n_iter):
         dist, nearest = cKDTree(centres).query(points, k=1, workers=-1)
@@ -184,11 +192,10 @@ def find_localities(
         search = direct_search(
             sub_index, sub_deg, sub_dist, n_cells, sub_loc, random_state, bounds, max_evaluations, progress
         )
-        alpha, beta, n_eval = search[0], search[1], search[6]
-        weights = cell_weights(in_degree, mean_dist, alpha, beta)
-        probes = place_probes_fast(index.data, weights, n_loc, random_state)
-        members, coverage = members_and_coverage(index, probes, n_cells)
-        loss = coverage_loss(coverage, in_degree)
+        alpha, beta, loss, probes, members, coverage, n_refine = refine_on_all_points(
+            index, in_degree, mean_dist, n_cells, n_loc, random_state, search[0], search[1], bounds, progress
+        )
+        n_eval = search[6] + n_refine
     return LocalityResult(
         probes=probes,
         members=members,
@@ -199,6 +206,41 @@ def find_localities(
         coverage_loss=loss,
         n_evaluations=n_eval,
     )
+
+
+def refine_on_all_points(
+    index, in_degree, mean_dist, n_cells, n_loc, random_state, alpha, beta, bounds, progress, step=0.4, min_step=0.1
+):
+    """Compass search around the subsample's (alpha, beta) on all points, each placement warm-started.
+
+    The subsample's localities are wider than the real ones, so its optimum is only a starting point.
+    Returns alpha, beta, loss, probes, members, coverage, evaluations.
+    """
+
+    def evaluate(a, b, init):
+        probes = place_probes_fast(index.data, cell_weights(in_degree, mean_dist, a, b), n_loc, random_state, init=init)
+        members, coverage = members_and_coverage(index, probes, n_cells)
+        if progress is not None:
+            progress()
+        return coverage_loss(coverage, in_degree), probes, members, coverage
+
+    best = (alpha, beta, *evaluate(alpha, beta, None))
+    n_eval = 1
+    while step >= min_step:
+        improved = False
+        for da, db in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
+            a = float(np.clip(best[0] + da, *bounds[0]))
+            b = float(np.clip(best[1] + db, *bounds[1]))
+            if (a, b) == best[:2]:
+                continue
+            trial = (a, b, *evaluate(a, b, best[3]))
+            n_eval += 1
+            if trial[2] < best[2]:
+                best, improved = trial, True
+                break
+        if not improved:
+            step /= 2
+    return (*best, n_eval)
 
 
 def direct_search(index, in_degree, mean_dist, n_cells, n_loc, random_state, bounds, max_evaluations, progress):

@@ -105,3 +105,15 @@ def test_nan_in_embedding_is_reported(pbmc):
 def test_not_anndata():
     with pytest.raises(TypeError, match="AnnData"):
         lv.tl.localities(np.zeros((10, 2)))
+
+
+def test_fast_path_for_large_data_places_probes_like_the_exact_path(planted):
+    exact = planted.copy()
+    fast = planted.copy()
+    lv.tl.localities(exact, n_cells=100)
+    lv.tl.localities(fast, n_cells=100, max_exact_cells=1000)  # forces the subsample search + fast l-means
+    e, f = exact.uns["lava"]["localities"], fast.uns["lava"]["localities"]
+    print(f"coverage loss: exact {e['coverage_loss']:.4f}, fast path {f['coverage_loss']:.4f}")
+    assert fast.obsm["lava_localities"].shape == exact.obsm["lava_localities"].shape
+    assert f["n_uncovered"] <= max(2 * e["n_uncovered"], 0.01 * planted.n_obs)
+    assert f["coverage_loss"] <= 1.5 * e["coverage_loss"]
