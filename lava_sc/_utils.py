@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from scanpy import logging as logg
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def serialisable(value):

@@ -80,7 +80,9 @@ def simulate_planted(
       - ``typeB``: active in all ``T1`` cells;
       - ``gradient``: in ``T3`` the log-mean is ``mu_g + s_grad * t_c`` where ``t_c`` is the
         cell's standardised position along T3's long axis (the same ``t_c`` places the
-        cell on the embedding), ``s_grad = 1.0``; outside ``T3`` independent noise;
+        cell on the embedding), ``s_grad = 2.0`` (steep enough to show inside a locality that
+        covers part of T3); outside ``T3`` independent noise. Unlike the others this module also
+        shifts mean expression along T3, as any gradient does;
       - ``disease_T4``: active in disease cells of ``T4``;
 
     * **noise** ``noise_<i>``: ``n_noise_genes`` independent genes whose mean counts are

@@ -30,10 +30,10 @@ def module_pixels(
     *,
     shape: tuple[int, int] | None = None,
     key: str = DEFAULT_KEY,
-    cmap="magma",
+    cmap="viridis",
     ncols: int = 4,
     background: bool | str | np.ndarray | None = None,
-    edges: bool = True,
+    edges: bool | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | os.PathLike | bool | None = None,
@@ -64,7 +64,8 @@ def module_pixels(
         Image under the module, in grey (pixels outside the module show it): ``"mean"`` or ``True``
         for the mean image of ``adata.X``, an array of ``rows * cols`` values, or ``None`` for none.
     edges
-        Draw the module's pixel pairs as lines (more opaque for a higher ``weight``).
+        Draw the module's pixel pairs as lines (more opaque for a higher ``weight``). Default: only
+        for images of at most 16 x 16 pixels, where the lines stay readable.
     ax
         Draw into this Axes; only with a single module.
     show
@@ -134,7 +135,7 @@ def module_pixels(
             linewidth=border,
             zorder=1,
         )
-        if edges:
+        if edges if edges is not None else rows * cols <= 256:
             pairs = module_pair_table(adata, key, name)
             a = pairs["gene_a"].map(var_pos)
             b = pairs["gene_b"].map(var_pos)

@@ -161,8 +161,8 @@ def correlations(
             )
     sketch, pairs = assemble_sketch(per_locality, n_genes)
     gene_names = adata.var_names[gene_idx].to_numpy().astype(str)
-    pairs.insert(0, "gene_b", gene_names[pairs.pop("b").to_numpy()])
-    pairs.insert(0, "gene_a", gene_names[pairs.pop("a").to_numpy()])
+    pairs.insert(0, "gene_b", gene_names[pairs.pop("b").to_numpy()].tolist())
+    pairs.insert(0, "gene_a", gene_names[pairs.pop("a").to_numpy()].tolist())
     n_tests = np.array([s.n_tests for s in per_locality], dtype=np.int64)
     n_found = np.array([len(s.r) for s in per_locality], dtype=np.int64)
     store(

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._core.correlations import gene_matrix, locality_cells, rows_dense, standardise
+from .._core.correlations import column_floor, gene_matrix, locality_cells, rows_dense, standardise
 from .._core.distributed import gather_columns, is_dask
 from .._core.knn import NeighbourIndex
 from .._core.modules import (
@@ -199,8 +199,8 @@ def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tup
     table = pd.DataFrame(
         {
             "module": [names[i] for i in labels[in_module]],
-            "gene_a": gene_names[ga[in_module]],
-            "gene_b": gene_names[gb[in_module]],
+            "gene_a": gene_names[ga[in_module]].tolist(),
+            "gene_b": gene_names[gb[in_module]].tolist(),
             "weight": weight[in_module],
             "support": support[in_module],
         }
@@ -213,7 +213,7 @@ def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tup
         score = gene_scores(ga[sel], gb[sel], weight[sel] * support[sel], len(gene_names))
         for g in np.argsort(-score, kind="stable"):
             if score[g] > 0:
-                rows.append((name, gene_names[g], float(score[g])))
+                rows.append((name, str(gene_names[g]), float(score[g])))
     gene_table = pd.DataFrame(rows, columns=["module", "gene", "score"])
     for df in (table, gene_table):
         df["module"] = pd.Categorical(df["module"], categories=names)
@@ -221,7 +221,12 @@ def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tup
 
 
 def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index: pd.Index, names) -> np.ndarray:
-    """Weighted mean correlation of each module's pairs inside each locality (localities x modules)."""
+    """Weighted mean correlation of each module's pairs inside each locality (localities x modules).
+
+    As in ``tl.correlations``, a pair counts as 0 in a locality where one of its genes is detected in
+    fewer than ``min_detected`` of the cells: a few co-expressing cells must not make a module look
+    active where its genes are essentially off.
+    """
     keys = Keys(key)
     membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
     n_loc = membership.shape[1]
@@ -239,6 +244,8 @@ def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index:
     values = expression(adata, layer)
     used_idx = adata.var_names.get_indexer(used)
     matrix = gather_columns(values, used_idx) if is_dask(values) else gene_matrix(values, used_idx)
+    floor = column_floor(matrix)
+    min_detected = float(params["min_detected"])
     used_index = pd.Index(used)
     ia = used_index.get_indexer(table["gene_a"])
     ib = used_index.get_indexer(table["gene_b"])
@@ -249,8 +256,11 @@ def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index:
     with progress(n_loc, "module activity") as bar:
         for loc in range(n_loc):
             cells = locality_cells(membership, loc)
-            z, _ = standardise(rows_dense(matrix, cells), None if covariates is None else covariates[cells])
+            block = rows_dense(matrix, cells)
+            z, _ = standardise(block, None if covariates is None else covariates[cells])
+            detected = (block > floor).mean(axis=0) >= min_detected
             r = np.einsum("ij,ij->j", z[:, ia], z[:, ib], dtype=np.float64)
+            r[~(detected[ia] & detected[ib])] = 0.0
             out[loc] = np.bincount(mod, weights=w * r, minlength=len(names)) / total_w
             bar.update()
     return out
