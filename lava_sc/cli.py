@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.settings.verbosity = 0 if args.quiet else 2
     try:
         return args.func(args)
-    except (CLIError, ValueError, KeyError, TypeError, OSError) as err:
+    except (CLIError, ValueError, KeyError, TypeError, OSError, MemoryError) as err:
         print(f"{parser.prog}: error: {message(err)}", file=sys.stderr)
         return 2
     finally:

