@@ -56,8 +56,12 @@ def standardise(values: np.ndarray, covariates: np.ndarray | None = None) -> tup
 
 
 def gram(z: np.ndarray) -> np.ndarray:
-    """Upper triangle of z.T @ z with a symmetric rank-k update (float32 BLAS ``ssyrk``)."""
-    return blas.ssyrk(1.0, z, trans=1, lower=0)
+    """Upper triangle of z.T @ z with a symmetric rank-k update (float32 BLAS ``ssyrk``).
+
+    ``z.T`` of a C-ordered ``z`` is Fortran-ordered, which BLAS takes without a copy; the result is
+    Fortran-ordered (and only its upper triangle is meaningful).
+    """
+    return blas.ssyrk(1.0, z.T, trans=0, lower=0)
 
 
 def detection_class(detected_fraction: np.ndarray) -> np.ndarray:
@@ -74,16 +78,20 @@ def _bin(v, n_bins):
 
 @numba.njit(cache=True, nogil=True)
 def _histograms(r_obs, r_null, tested, stratum, n_strata, n_bins, two_sided):
-    """Histograms of observed and null statistics per pair stratum (upper triangle only)."""
+    """Histograms of observed and null statistics per pair stratum (upper triangle only).
+
+    The Gram matrices come from BLAS in Fortran order, so the upper triangle is walked column by
+    column (entry (i, j), i < j, is contiguous in i).
+    """
     g = r_obs.shape[0]
     h_obs = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
     h_null = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
     n_tests = 0
-    for i in range(g):
-        if not tested[i]:
+    for j in range(g):
+        if not tested[j]:
             continue
-        for j in range(i + 1, g):
-            if not tested[j]:
+        for i in range(j):
+            if not tested[i]:
                 continue
             a, b = stratum[i], stratum[j]
             s = min(a, b) * n_strata + max(a, b)
@@ -102,18 +110,18 @@ def _histograms(r_obs, r_null, tested, stratum, n_strata, n_bins, two_sided):
 
 @numba.njit(cache=True, nogil=True)
 def _select(r_obs, tested, stratum, n_strata, first_bin, n_bins, two_sided):
-    """Pairs whose statistic falls in or above their stratum's threshold bin."""
+    """Pairs (i < j) whose statistic falls in or above their stratum's threshold bin, column by column."""
     g = r_obs.shape[0]
     cap = 1024
     ia = np.empty(cap, dtype=np.int32)
     ib = np.empty(cap, dtype=np.int32)
     rv = np.empty(cap, dtype=np.float32)
     k = 0
-    for i in range(g):
-        if not tested[i]:
+    for j in range(g):
+        if not tested[j]:
             continue
-        for j in range(i + 1, g):
-            if not tested[j]:
+        for i in range(j):
+            if not tested[i]:
                 continue
             a, b = stratum[i], stratum[j]
             s = min(a, b) * n_strata + max(a, b)
