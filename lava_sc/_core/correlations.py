@@ -76,6 +76,13 @@ def _bin(v, n_bins):
     return b
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pair_stratum(stratum, i, j, n_strata):
+    """Index of the unordered pair of detection classes of genes i and j."""
+    a, b = stratum[i], stratum[j]
+    return min(a, b) * n_strata + max(a, b)
+
+
 @numba.njit(cache=True, nogil=True)
 def _histograms(r_obs, r_null, tested, stratum, n_strata, n_bins, two_sided):
     """Histograms of observed and null statistics per pair stratum (upper triangle only).
@@ -93,8 +100,7 @@ def _histograms(r_obs, r_null, tested, stratum, n_strata, n_bins, two_sided):
         for i in range(j):
             if not tested[i]:
                 continue
-            a, b = stratum[i], stratum[j]
-            s = min(a, b) * n_strata + max(a, b)
+            s = _pair_stratum(stratum, i, j, n_strata)
             n_tests += 1
             v = r_obs[i, j]
             w = r_null[i, j]
@@ -123,8 +129,7 @@ def _select(r_obs, tested, stratum, n_strata, first_bin, n_bins, two_sided):
         for i in range(j):
             if not tested[i]:
                 continue
-            a, b = stratum[i], stratum[j]
-            s = min(a, b) * n_strata + max(a, b)
+            s = _pair_stratum(stratum, i, j, n_strata)
             v = r_obs[i, j]
             stat = abs(v) if two_sided else v
             if stat <= 0 or _bin(stat, n_bins) < first_bin[s]:
