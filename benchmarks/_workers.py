@@ -1,0 +1,521 @@
+"""Benchmark workers. Each runs in a fresh process started by ``run.py`` (see ``_common.run_worker``):
+
+    python benchmarks/_workers.py {hotspot,lava,floor,scaling} --params '<json>' --result <path>
+
+A worker rewrites ``<path>`` after every stage, so a run stopped at its time limit still reports how far
+it got. ``timed_start_unix`` marks the start of the measured part (after imports, warm-up and data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import hashlib
+import json
+import os
+import pstats
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import GIB, current_rss_bytes, git_revision, peak_rss_bytes, write_json_atomic  # noqa: E402
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+warnings.filterwarnings("ignore")
+
+PLANTED_MODULE_SIZE = 15
+WARMUP_CELLS = 1000
+
+
+class Recorder:
+    """The worker's result dictionary, written to disk after every change."""
+
+    def __init__(self, path: str | None, params: dict | None = None, parent: Recorder | None = None):
+        """A recorder with a ``path`` writes the file; one with a ``parent`` is a sub-dictionary of it."""
+        self.path = None if path is None else Path(path)
+        self.parent = parent
+        self.data: dict = {"status": "running", "stage": "setup", "stages": {}}
+        if params is not None:
+            self.data["params"] = params
+        self.write()
+
+    def write(self) -> None:
+        self.data["peak_rss_gib"] = round(peak_rss_bytes() / GIB, 3)
+        if self.parent is not None:
+            self.parent.write()
+        elif self.path is not None:
+            write_json_atomic(self.path, self.data)
+
+    def set(self, **entries) -> None:
+        self.data.update(entries)
+        self.write()
+
+    def start_timed(self) -> None:
+        self.data["timed_start_unix"] = time.time()
+        self.data["rss_before_timed_gib"] = round(current_rss_bytes() / GIB, 3)
+        self.data["peak_rss_before_timed_gib"] = round(peak_rss_bytes() / GIB, 3)
+        self.write()
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        self.data["stage"] = name
+        self.write()
+        t0 = time.perf_counter()
+        yield
+        self.data["stages"][name] = round(time.perf_counter() - t0, 3)
+        # ru_maxrss never falls: the stage after which it jumps is the one that needed the memory
+        self.data.setdefault("peak_rss_after_stage_gib", {})[name] = round(peak_rss_bytes() / GIB, 3)
+        self.data["stage"] = None
+        self.write()
+
+    def done(self, **entries) -> None:
+        self.data.update(entries)
+        self.data["status"] = "done"
+        self.write()
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def planted_data(n_cells: int, n_genes: int, random_state: int = 0):
+    """``simulate_planted`` sized to ``n_genes`` genes; genes constant in the counts are dropped.
+
+    Every gene is flagged ``highly_variable`` so LAVA tests exactly the genes Hotspot gets.
+    """
+    from lava_sc.datasets import simulate_planted
+
+    n_fixed = 25 + 4 * PLANTED_MODULE_SIZE
+    adata = simulate_planted(
+        n_cells=n_cells,
+        n_noise_genes=max(0, n_genes - n_fixed),
+        module_size=PLANTED_MODULE_SIZE,
+        random_state=random_state,
+    )
+    counts = adata.layers["counts"].tocsc()
+    nonconstant = counts.max(axis=0).toarray().ravel() != counts.min(axis=0).toarray().ravel()
+    if not nonconstant.all():
+        adata = adata[:, nonconstant].copy()
+    adata.var["highly_variable"] = True
+    return adata
+
+
+def fingerprint(adata) -> str:
+    """A digest of the counts, genes and embedding: equal digests mean identical input."""
+    h = hashlib.sha1()
+    counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
+    for arr in (counts.indptr, counts.indices, counts.data, adata.obsm["X_umap"]):
+        h.update(memoryview(arr).cast("B"))
+    h.update("\n".join(adata.var_names).encode())
+    return h.hexdigest()[:16]
+
+
+def lava_module_genes(adata, key: str = "lava") -> dict:
+    import lava_sc
+
+    table = lava_sc.get.module_genes(adata, key=key)
+    return {str(m): sorted(g["gene"].astype(str)) for m, g in table.groupby("module", observed=True)}
+
+
+def run_lava_modules(adata, rec: Recorder) -> float:
+    """``lava_sc.tl.modules(adata)`` (localities + correlations + modules) with per-stage times.
+
+    The stage split wraps the ``localities`` / ``correlations`` functions ``tl.modules`` calls, so the
+    measured call is exactly the user's one-liner. Returns the total seconds.
+    """
+    import lava_sc
+    import lava_sc.tl._modules as tm
+
+    originals = {}
+    for name in ("localities", "correlations"):
+        fn = getattr(tm, name, None)
+        if not callable(fn):
+            continue
+        originals[name] = fn
+
+        def wrapper(*args, _fn=fn, _name=name, **kwargs):
+            with rec.stage(_name):
+                out = _fn(*args, **kwargs)
+            rec.set(stage="modules")  # what tl.modules does after its missing steps
+            return out
+
+        setattr(tm, name, wrapper)
+    rec.data["stage"] = "modules"
+    t0 = time.perf_counter()
+    try:
+        lava_sc.tl.modules(adata)
+    finally:
+        for name, fn in originals.items():
+            setattr(tm, name, fn)
+    total = time.perf_counter() - t0
+    rec.data["stages"]["modules"] = round(total - sum(rec.data["stages"].get(n, 0.0) for n in originals), 3)
+    rec.data.setdefault("peak_rss_after_stage_gib", {})["modules"] = round(peak_rss_bytes() / GIB, 3)
+    rec.data["stage"] = None
+    rec.write()
+    return total
+
+
+def lava_summary(adata, key: str = "lava") -> dict:
+    slot = adata.uns[key]
+    params = slot.get("params", {})
+    loc = params.get("localities", {})
+    membership = adata.obsm[f"{key}_localities"]
+    return {
+        "n_localities": int(membership.shape[1]),
+        "cells_per_locality": int(loc.get("n_cells", 0)) or None,
+        "locality_memberships": int(membership.nnz),
+        "n_genes_tested": int(len(slot["genes"])) if "genes" in slot else None,
+        "n_pairs_in_sketch": int(slot["sketch"].shape[1]) if "sketch" in slot else None,
+        "n_associations": int(slot["sketch"].nnz) if "sketch" in slot else None,
+    }
+
+
+def silence() -> None:
+    import scanpy as sc
+
+    sc.settings.verbosity = 0
+
+
+# --------------------------------------------------------------------------------------------- workers
+
+
+def warm_up_lava(n_genes: int = 100) -> None:
+    """Run the whole LAVA pipeline once on a small data set so JIT compilation is not timed.
+
+    The probe search is cut short (``max_evaluations=5``): warm-up only needs every kernel called once.
+    """
+    import lava_sc
+
+    adata = planted_data(WARMUP_CELLS, n_genes, random_state=1)
+    quick_localities(adata)
+    lava_sc.tl.modules(adata)
+
+
+def quick_localities(adata) -> None:
+    """``tl.localities`` with a short probe search, for runs that only need *some* localities."""
+    import lava_sc
+
+    try:
+        lava_sc.tl.localities(adata, max_evaluations=5)
+    except TypeError:  # the option was renamed or removed: fall back to the defaults
+        lava_sc.tl.localities(adata)
+
+
+def worker_compare(params: dict, rec: Recorder) -> None:
+    """lava_sc vs Hotspot in one process: both warmed up, the same AnnData, LAVA first, then Hotspot.
+
+    ``timed_start_unix`` is reset at the start of each timed run, so the time limit applies to each.
+    """
+    import contextlib as _cl
+    import io
+
+    silence()
+    with rec.stage("warmup"):
+        warm_up_lava()
+        if params.get("hotspot", True):
+            with _cl.redirect_stdout(io.StringIO()):
+                hotspot_pipeline(planted_data(WARMUP_CELLS, 100, random_state=1), params, None)
+    rec.data["stages"].pop("warmup")
+    adata = planted_data(params["n_cells"], params["n_genes"])
+    rec.set(fingerprint=fingerprint(adata), n_genes=int(adata.n_vars), n_cells=int(adata.n_obs))
+
+    # lava_sc: the user's one-liner on a copy (Hotspot gets the untouched object)
+    lava_adata = adata.copy()
+    lava = Recorder(None, parent=rec)
+    rec.data["lava"] = lava.data
+    rec.set(phase="lava")
+    rec.start_timed()
+    total = run_lava_modules(lava_adata, lava)
+    lava.data.update(
+        status="done",
+        timed_s=round(total, 3),
+        recovery=_recovery(adata.uns["planted"], lava_module_genes(lava_adata)),
+        lava=lava_summary(lava_adata),
+    )
+    del lava_adata
+    if not params.get("hotspot", True):
+        rec.done(phase=None)
+        return
+    hs_rec = Recorder(None, parent=rec)
+    rec.data["hotspot"] = hs_rec.data
+    rec.set(phase="hotspot")
+    rec.start_timed()
+    t0 = time.perf_counter()
+    with _cl.redirect_stdout(io.StringIO()):
+        hs = hotspot_pipeline(adata, params, hs_rec)
+    total = time.perf_counter() - t0
+    mods = hs.modules
+    found = {f"H{m}": sorted(mods.index[mods == m].astype(str)) for m in sorted(set(mods)) if m != -1}
+    hs_rec.data.update(status="done", timed_s=round(total, 3), recovery=_recovery(adata.uns["planted"], found))
+    rec.done(phase=None)
+
+
+def hotspot_pipeline(adata, params: dict, rec: Recorder | None):
+    """Hotspot's documented pipeline on raw counts; returns the Hotspot object."""
+    import hotspot
+
+    jobs = int(params.get("jobs", 1))
+    stage = rec.stage if rec is not None else (lambda name: contextlib.nullcontext())
+    with stage("init"):
+        hs = hotspot.Hotspot(
+            adata,
+            layer_key="counts",
+            model="danb",
+            latent_obsm_key="X_umap",
+            umi_counts_obs_key="total_counts",
+        )
+    with stage("knn"):
+        hs.create_knn_graph(
+            weighted_graph=False,
+            n_neighbors=30,
+            approx_neighbors=bool(params.get("approx_neighbors", False)),
+        )
+    with stage("autocorrelations"):
+        auto = hs.compute_autocorrelations(jobs=jobs)
+    genes = adata.var_names if params.get("genes", "all") == "all" else auto.index[auto["FDR"] < 0.05]
+    if rec is not None:
+        rec.set(n_genes_autocorrelated=int((auto["FDR"] < 0.05).sum()), n_genes_local_correlations=int(len(genes)))
+    with stage("local_correlations"):
+        hs.compute_local_correlations(genes, jobs=jobs)
+    with stage("modules"):
+        hs.create_modules(
+            min_gene_threshold=int(params.get("min_gene_threshold", 10)), core_only=True, fdr_threshold=0.05
+        )
+    with stage("module_scores"):
+        hs.calculate_module_scores()
+    return hs
+
+
+def gemm_rate(n_genes: int, n_cells: int, repeats: int = 7, min_batch_s: float = 0.05) -> dict:
+    """Best float32 rates, in multiply-adds per second, of numpy ``(G x n) @ (n x G)`` and of ``ssyrk``.
+
+    Each is measured with BLAS's default thread count and with one thread (on a small matrix or a busy
+    machine one thread can be the faster); the machine's rate is the better of the two.
+    """
+    import numpy as np
+    from scipy.linalg import blas
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n_genes, n_cells), dtype=np.float32)
+    b = rng.standard_normal((n_cells, n_genes), dtype=np.float32)
+    bf = np.asfortranarray(b)
+
+    def best_rate(fn, work):
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t0, 1e-6)
+        batch = max(1, int(min_batch_s / one))
+        best = np.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / batch)
+        return work / best
+
+    out = {}
+    for threads in (None, 1):
+        with threadpool_limits(limits=threads):
+            suffix = "" if threads is None else "_1thread"
+            out["gemm" + suffix] = best_rate(lambda: a @ b, float(n_genes) * n_genes * n_cells)
+            # ssyrk as LAVA calls it (upper triangle of z.T @ z): n * G * (G + 1) / 2 multiply-adds
+            out["syrk" + suffix] = best_rate(
+                lambda: blas.ssyrk(1.0, bf, trans=1, lower=0), float(n_cells) * n_genes * (n_genes + 1) / 2
+            )
+    out["gemm_best"] = max(out["gemm"], out["gemm_1thread"])
+    out["syrk_best"] = max(out["syrk"], out["syrk_1thread"])
+    return out
+
+
+def replay_gemms(n_loc: int, n_genes: int, n_cells: int) -> dict:
+    """Seconds for the correlation stage's GEMM work alone: ``n_loc`` back-to-back (G x n) @ (n x G).
+
+    The same multiply-adds as the stage, run under the machine's conditions of the moment (a busy
+    machine slows it as much as it slows LAVA), with BLAS's default threads and with one thread.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n_genes, n_cells), dtype=np.float32)
+    b = rng.standard_normal((n_cells, n_genes), dtype=np.float32)
+    out = {}
+    for threads in (None, 1):
+        with threadpool_limits(limits=threads):
+            a @ b
+            t0 = time.perf_counter()
+            for _ in range(n_loc):
+                a @ b
+            out["default_threads_s" if threads is None else "one_thread_s"] = round(time.perf_counter() - t0, 3)
+    out["best_s"] = min(out["default_threads_s"], out["one_thread_s"])
+    return out
+
+
+def worker_floor(params: dict, rec: Recorder) -> None:
+    """``tl.correlations`` alone (localities computed beforehand) against this machine's GEMM rate."""
+    import lava_sc
+
+    silence()
+    with rec.stage("warmup"):
+        warm_up_lava()
+    rec.data["stages"].pop("warmup")
+    with rec.stage("data"):
+        adata = planted_data(params["n_cells"], params["n_genes"])
+    with rec.stage("localities"):  # not measured here: any placement gives the same l * n workload
+        quick_localities(adata)
+    membership = adata.obsm["lava_localities"]
+    n_loc = int(membership.shape[1])
+    n = int(round(membership.nnz / n_loc))
+    g = int(adata.n_vars)
+    rate_before = gemm_rate(g, n)
+    replay_before = replay_gemms(n_loc, g, n)
+    rec.start_timed()
+    with rec.stage("correlations"):
+        lava_sc.tl.correlations(adata)
+    rate_after = gemm_rate(g, n)
+    replay_after = replay_gemms(n_loc, g, n)
+    corr_s = rec.data["stages"]["correlations"]
+    replay_s = min(replay_before["best_s"], replay_after["best_s"])
+    gemm = max(rate_before["gemm_best"], rate_after["gemm_best"])
+    syrk = max(rate_before["syrk_best"], rate_after["syrk_best"])
+    macs = float(membership.nnz) * g * g  # l * n * G^2 = E * o * G^2
+    floor_s = macs / gemm
+    result = {
+        "n_cells": int(adata.n_obs),
+        "n_genes": g,
+        "n_genes_tested": int(len(adata.uns["lava"]["genes"])),
+        "n_localities": n_loc,
+        "cells_per_locality": n,
+        "multiply_adds": macs,
+        "gemm_gmacs": round(gemm / 1e9, 2),
+        "rates_gmacs_before": {k: round(v / 1e9, 2) for k, v in rate_before.items()},
+        "rates_gmacs_after": {k: round(v / 1e9, 2) for k, v in rate_after.items()},
+        "syrk_gmacs": round(syrk / 1e9, 2),
+        "floor_s": round(floor_s, 3),
+        # two ssyrk calls (observed + permuted) per locality at the measured ssyrk rate
+        "syrk_floor_s": round(2 * n_loc * n * g * (g + 1) / 2 / syrk, 3),
+        "replay_floor_s": round(replay_s, 3),
+        "replay": {"before": replay_before, "after": replay_after},
+        "correlations_s": corr_s,
+        "ratio": round(corr_s / floor_s, 2),
+        "ratio_vs_replay": round(corr_s / replay_s, 2),
+    }
+    rec.set(**result)
+    if params.get("one_thread", True):
+        from threadpoolctl import threadpool_limits
+
+        with rec.stage("correlations_1thread"), threadpool_limits(limits=1):
+            lava_sc.tl.correlations(adata)
+        result["correlations_1thread_s"] = rec.data["stages"]["correlations_1thread"]
+        result["ratio_1thread"] = round(result["correlations_1thread_s"] / floor_s, 2)
+    if params.get("profile"):
+        with rec.stage("profile"):
+            result["profile"] = profile_correlations(adata, top=int(params.get("profile_top", 15)))
+    rec.done(timed_s=corr_s, **result)
+
+
+#: LAVA functions whose cumulative time the profile reports when they exist (names may change)
+PROFILE_FUNCTIONS = {
+    "gram": "GEMM (ssyrk, observed + permuted)",
+    "rows_dense": "gather locality rows (sparse -> dense)",
+    "standardise": "standardise (centre / residualise, scale)",
+    "_histograms": "numba: null/observed histograms",
+    "_select": "numba: select significant pairs",
+    "knockoff_thresholds": "knockoff thresholds (numpy)",
+    "strongest_partners": "max_partners filter",
+    "permuted": "permutation (rng.permuted)",
+    "column_floor": "per-gene floor",
+    "gene_matrix": "gene matrix (copy to float32)",
+    "assemble_sketch": "assemble sketch",
+}
+
+
+def profile_correlations(adata, top: int = 15) -> dict:
+    """cProfile of one ``tl.correlations`` call: LAVA's named kernels and the top functions by own time."""
+    import lava_sc
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    lava_sc.tl.correlations(adata)
+    prof.disable()
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    by_name: dict = {}
+    for (file, _line, name), (_cc, ncalls, _tottime, cumtime, _callers) in stats.items():
+        label = name.split("'")[1] if name.startswith("<method '") else name
+        for key, desc in PROFILE_FUNCTIONS.items():
+            if label == key and ("lava_sc" in file or key == "permuted"):
+                entry = by_name.setdefault(key, {"what": desc, "cumtime_s": 0.0, "ncalls": 0})
+                entry["cumtime_s"] += cumtime
+                entry["ncalls"] += ncalls
+    for v in by_name.values():
+        v["cumtime_s"] = round(v["cumtime_s"], 3)
+        v["share"] = round(v["cumtime_s"] / total, 3)
+    rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    top_rows = [
+        {
+            "function": f"{Path(file).name}:{line}({name})" if file != "~" else name,
+            "ncalls": nc,
+            "tottime_s": round(tt, 3),
+            "cumtime_s": round(ct, 3),
+            "share_own": round(tt / total, 3),
+        }
+        for (file, line, name), (_cc, nc, tt, ct, _callers) in rows
+    ]
+    return {"total_s": round(total, 3), "named": by_name, "top_by_own_time": top_rows}
+
+
+def worker_scaling(params: dict, rec: Recorder) -> None:
+    """End-to-end ``tl.modules`` on chunk-simulated data: per-stage times and peak RSS."""
+    from _simulate import simulate_chunked
+
+    silence()
+    with rec.stage("warmup"):
+        warm_up_lava()
+    rec.data["stages"].pop("warmup")
+    with rec.stage("data"):
+        adata = simulate_chunked(params["n_cells"], params["n_genes"], random_state=0)
+    rec.set(
+        data_s=rec.data["stages"].pop("data"),
+        density=round(adata.X.nnz / (adata.n_obs * adata.n_vars), 3),
+        data_nbytes_gib=round((adata.X.data.nbytes + adata.X.indices.nbytes + adata.X.indptr.nbytes) / GIB, 3),
+    )
+    rec.start_timed()
+    total = run_lava_modules(adata, rec)
+    recovery = _recovery(adata.uns["planted"], lava_module_genes(adata))
+    rec.done(timed_s=round(total, 3), recovery=recovery, lava=lava_summary(adata))
+
+
+def _recovery(planted, found) -> dict:
+    from _common import best_match_jaccard
+
+    return best_match_jaccard({k: list(v) for k, v in planted.items()}, found)
+
+
+WORKERS = {"compare": worker_compare, "floor": worker_floor, "scaling": worker_scaling}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=sorted(WORKERS))
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--result", required=True)
+    args = parser.parse_args()
+    params = json.loads(args.params)
+    rec = Recorder(args.result, params)
+    rec.set(lava_sc_revision=git_revision())  # the library may change between workers of one run
+    try:
+        WORKERS[args.kind](params, rec)
+    except BaseException as exc:
+        rec.set(status="error", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+if __name__ == "__main__":
+    main()

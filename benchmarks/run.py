@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""lava_sc benchmark suite: one command, every number a ratio measured in the same run.
+
+    python benchmarks/run.py                      # everything (about an hour on 2 cores)
+    python benchmarks/run.py --quick              # smoke run, < 2 minutes (what the tests run)
+    python benchmarks/run.py --only hotspot       # one part: hotspot, floor, scaling (comma-separated)
+    python benchmarks/run.py --out benchmarks/results --write-readme
+
+Parts (see benchmarks/README.md):
+  hotspot  lava_sc.tl.modules vs Hotspot's full pipeline on identical simulated data (speed + recovery)
+  floor    lava_sc.tl.correlations vs this machine's float32 GEMM rate for the same multiply-adds
+           (with a cProfile of the correlation stage)
+  scaling  per-stage time and peak RSS over cells (10k -> 1M) and genes (500 -> 5,000)
+
+Every measurement runs in a fresh worker process (``_workers.py``) with its own warm-up, so JIT
+compilation is excluded and peak RSS is per configuration; a worker that passes its time limit is
+stopped and reported as a lower bound ("> X s").
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _report  # noqa: E402
+from _common import load_average, machine_info, run_worker, write_json_atomic  # noqa: E402
+
+PARTS = ("hotspot", "floor", "scaling")
+
+FULL = {
+    "hotspot_cells": [6000, 20000],
+    "floor_sizes": [(20000, 1000), (50000, 2000)],
+    "scaling_cells": [10_000, 100_000, 1_000_000],
+    "scaling_genes": [500, 2000, 5000],
+    "scaling_cells_genes": 1000,
+    "scaling_genes_cells": 50_000,
+}
+QUICK = {
+    "hotspot_cells": [2000],
+    "floor_sizes": [(5000, 500)],
+    "scaling_cells": [1000, 2000],
+    "scaling_genes": [100, 200],
+    "scaling_cells_genes": 100,
+    "scaling_genes_cells": 1000,
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x.strip()]
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        cells, genes = item.lower().split("x")
+        out.append((int(float(cells)), int(float(genes))))
+    return out
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run (< 2 min): small sizes for every part")
+    p.add_argument("--only", action="append", help=f"parts to run, comma-separated: {', '.join(PARTS)}")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="folder for results[_quick].json / .md")
+    p.add_argument("--write-readme", action="store_true", help="rewrite the table in benchmarks/README.md")
+    p.add_argument(
+        "--render", action="store_true", help="run nothing: rebuild the markdown (and README) from --out's JSON"
+    )
+    p.add_argument("--readme", type=Path, default=HERE / "README.md", help=argparse.SUPPRESS)
+    g = p.add_argument_group("hotspot")
+    g.add_argument("--hotspot-cells", type=_ints, help="cell counts, e.g. 6000,20000")
+    g.add_argument("--hotspot-genes", type=int, default=500)
+    g.add_argument("--hotspot-jobs", type=int, default=1, help="Hotspot's jobs= (1 was fastest on 2 cores)")
+    g.add_argument(
+        "--hotspot-local-genes",
+        choices=("all", "significant"),
+        default="all",
+        help="genes for Hotspot's local correlations: all (identical to lava_sc) or autocorrelation FDR < 0.05",
+    )
+    g.add_argument("--hotspot-timeout", type=float, default=600.0, help="limit on each timed run (s)")
+    g = p.add_argument_group("floor")
+    g.add_argument("--floor-sizes", type=_sizes, help="cells x genes, e.g. 20000x1000,50000x2000")
+    g.add_argument("--floor-timeout", type=float, default=900.0)
+    g.add_argument("--no-profile", action="store_true", help="skip the cProfile of the correlation stage")
+    g = p.add_argument_group("scaling")
+    g.add_argument("--scaling-cells", type=_ints, help="cells axis, e.g. 10000,100000,1000000")
+    g.add_argument("--scaling-genes", type=_ints, help="genes axis, e.g. 500,2000,5000")
+    g.add_argument("--scaling-cells-genes", type=int, help="genes on the cells axis (1,000)")
+    g.add_argument("--scaling-genes-cells", type=int, help="cells on the genes axis (50,000)")
+    g.add_argument("--scaling-timeout", type=float, default=900.0, help="limit on each pipeline run (s)")
+    p.add_argument("--setup-timeout", type=float, default=1200.0, help="limit on imports + warm-up + data (s)")
+    args = p.parse_args(argv)
+    parts = []
+    for item in args.only or [",".join(PARTS)]:
+        for part in item.split(","):
+            part = part.strip()
+            if part not in PARTS:
+                p.error(f"--only: unknown part {part!r}; choose from {', '.join(PARTS)}")
+            if part not in parts:
+                parts.append(part)
+    args.parts = parts
+    defaults = QUICK if args.quick else FULL
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    if args.quick:
+        args.hotspot_timeout = min(args.hotspot_timeout, 120.0)
+        args.floor_timeout = min(args.floor_timeout, 120.0)
+        args.scaling_timeout = min(args.scaling_timeout, 120.0)
+        args.setup_timeout = min(args.setup_timeout, 120.0)
+    return args
+
+
+def now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------------------------------------ parts
+
+
+def run_hotspot(args) -> dict:
+    cfg = {
+        "n_genes": args.hotspot_genes,
+        "jobs": args.hotspot_jobs,
+        "genes": args.hotspot_local_genes,
+        "min_gene_threshold": 10,
+        "approx_neighbors": False,
+        "timeout_s": args.hotspot_timeout,
+    }
+    section = {"measured_at": now(), "config": cfg, "rows": []}
+    if importlib.util.find_spec("hotspot") is None:
+        section["status"] = "skipped"
+        section["note"] = "Hotspot is not installed (`pip install hotspotsc`, or `pip install -e .[bench]`)."
+        print("  hotspot: skipped (hotspotsc not installed)", flush=True)
+    have_hotspot = section.get("status") != "skipped"
+    for n_cells in args.hotspot_cells:
+        params = {
+            "n_cells": n_cells,
+            "n_genes": args.hotspot_genes,
+            "hotspot": have_hotspot,
+            **{k: cfg[k] for k in ("jobs", "genes", "min_gene_threshold", "approx_neighbors")},
+        }
+        res = run_worker("compare", params, timeout=args.hotspot_timeout, setup_timeout=args.setup_timeout)
+        lava = res.get("lava") or {"status": res.get("status"), "error": res.get("error")}
+        hs = res.get("hotspot") or {"status": "skipped" if not have_hotspot else res.get("status")}
+        if res.get("status") in ("timeout", "setup_timeout", "error"):
+            failed = hs if res.get("phase") == "hotspot" else lava
+            for k in ("status", "timeout_after_s", "error", "log_tail", "returncode"):
+                if k in res:
+                    failed[k] = res[k]
+            if res.get("phase") == "hotspot" and lava.get("status") != "done":
+                lava["status"] = "error"
+        row = {
+            "n_cells": n_cells,
+            "n_genes": res.get("n_genes", args.hotspot_genes),
+            "fingerprint": res.get("fingerprint"),
+            "lava_sc_revision": res.get("lava_sc_revision"),
+            "wall_s": res.get("wall_s"),
+            "load_average_before": res.get("load_average_before"),
+            "load_average_after": res.get("load_average_after"),
+            "lava": lava,
+            "hotspot": hs,
+            # one AnnData object, one process: LAVA ran on a copy, Hotspot on the object itself
+            "same_input": True if res.get("fingerprint") else None,
+        }
+        if lava.get("status") == "done" and hs.get("status") == "done":
+            row["speedup"] = round(hs["timed_s"] / lava["timed_s"], 2)
+            row["speedup_text"] = f"**{row['speedup']:.1f}×**"
+        elif lava.get("status") == "done" and hs.get("status") == "timeout":
+            row["speedup_lower_bound"] = round(hs["timeout_after_s"] / lava["timed_s"], 2)
+            row["speedup_text"] = f"**> {row['speedup_lower_bound']:.1f}×**"
+        section["rows"].append(row)
+    section["note"] = section.get("note") or (
+        "Hotspot settings: `approx_neighbors=False` (exact ball-tree kNN: faster than pynndescent on a 2-d"
+        " embedding and needs no JIT), `min_gene_threshold=10` (Hotspot's default 20 is larger than the"
+        " planted 15-gene modules), all genes in `compute_local_correlations` so both methods see the same"
+        " genes. A module counts as recovered when its best-matching found module has Jaccard ≥ 0.5."
+    )
+    return section
+
+
+def run_floor(args) -> dict:
+    section = {"measured_at": now(), "rows": []}
+    for i, (n_cells, n_genes) in enumerate(args.floor_sizes):
+        params = {"n_cells": n_cells, "n_genes": n_genes, "profile": (i == 0 and not args.no_profile)}
+        section["rows"].append(
+            run_worker("floor", params, timeout=args.floor_timeout, setup_timeout=args.setup_timeout)
+        )
+    return section
+
+
+def run_scaling(args) -> dict:
+    configs = [("cells", c, args.scaling_cells_genes) for c in args.scaling_cells]
+    configs += [("genes", args.scaling_genes_cells, g) for g in args.scaling_genes]
+    section = {"measured_at": now(), "timeout_s": args.scaling_timeout, "rows": []}
+    done: dict[tuple[int, int], dict] = {}
+    for axis, n_cells, n_genes in configs:
+        key = (n_cells, n_genes)
+        if key not in done:
+            done[key] = run_worker(
+                "scaling",
+                {"n_cells": n_cells, "n_genes": n_genes},
+                timeout=args.scaling_timeout,
+                setup_timeout=args.setup_timeout,
+            )
+        section["rows"].append({"axis": axis, **done[key]})
+    target = done.get((_report.SCALING_TARGET_CELLS, 1000))
+    if target is not None:
+        if target.get("status") == "done":
+            ok_t = target["timed_s"] <= _report.SCALING_TARGET_S
+            ok_m = target["peak_rss_gib"] <= _report.SCALING_TARGET_GIB
+            section["target"] = (
+                f"{target['timed_s']:.0f} s ({'met' if ok_t else 'missed'}), peak RSS"
+                f" {target['peak_rss_gib']:.1f} GiB ({'met' if ok_m else 'missed'})"
+            )
+        else:
+            section["target"] = f"not measured to the end ({_report._timed(target)}) — missed"
+    return section
+
+
+RUNNERS = {"hotspot": run_hotspot, "floor": run_floor, "scaling": run_scaling}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"results{'_quick' if args.quick else ''}.json"
+    md_path = json_path.with_suffix(".md")
+    if args.render:
+        results = json.loads(json_path.read_text())
+        markdown = _report.results_markdown(results)
+        md_path.write_text(markdown)
+        if args.write_readme:
+            _report.rewrite_readme(args.readme, markdown)
+        print(markdown)
+        return 0
+    started = now()
+    t0 = time.time()
+    meta = {
+        "command": " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "mode": mode,
+        "started": started,
+        "machine": machine_info(),
+    }
+    print(f"lava_sc benchmarks ({mode}): {', '.join(args.parts)} -> {json_path}", flush=True)
+    m = meta["machine"]
+    print(f"  machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB; load {m['load_average']}")
+    results: dict = {}
+    if args.only and json_path.exists():  # keep the other parts of an earlier run of the same mode
+        try:
+            results = {k: v for k, v in json.loads(json_path.read_text()).items() if k in PARTS}
+        except ValueError:
+            results = {}
+    results["meta"] = meta
+    for part in args.parts:
+        print(f"[{part}]", flush=True)
+        results[part] = RUNNERS[part](args)
+        results["meta"]["finished"] = now()
+        results["meta"]["load_average_end"] = load_average()
+        write_json_atomic(json_path, results)  # partial results survive an interrupted run
+    results["meta"]["elapsed_s"] = round(time.time() - t0, 1)
+    write_json_atomic(json_path, results)
+    markdown = _report.results_markdown(results)
+    md_path.write_text(markdown)
+    if args.write_readme:
+        _report.rewrite_readme(args.readme, markdown)
+    print(markdown)
+    print(f"wrote {json_path} and {md_path}{' and ' + str(args.readme) if args.write_readme else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
