@@ -73,6 +73,9 @@ def localities(
     - ``uns[key_added]["localities"]``: diagnostics ``alpha``, ``beta``, ``coverage_loss``,
       ``n_uncovered``, ``coverage`` (per cell) and ``in_degree`` (per cell);
     - ``uns[key_added]["params"]["localities"]``.
+
+    Earlier results under the same key (correlations, modules, ``obsm[f"{key_added}_activity"]``)
+    are removed, since they belong to other localities; use another ``key_added`` to keep both.
     """
     check_adata(adata)
     key = check_key(key_added)
