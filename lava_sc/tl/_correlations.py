@@ -109,7 +109,8 @@ def correlations(
     ``None`` or the copy. Writes ``uns[key]["sketch"]`` (sparse localities x pairs, the correlation of
     each significant pair), ``uns[key]["pairs"]`` (``gene_a``, ``gene_b``, ``support`` = number of
     localities, ``mean_r``), ``uns[key]["genes"]``, ``uns[key]["correlations"]`` (diagnostics) and
-    ``uns[key]["params"]["correlations"]``.
+    ``uns[key]["params"]["correlations"]``. Modules found from an earlier sketch under the same key
+    are removed.
     """
     check_adata(adata)
     key = check_key(key)
