@@ -184,6 +184,8 @@ def scaling_markdown(section: dict) -> str:
                 f" | {_s(r.get('data_nbytes_gib'), 2)} | {_s(st.get('localities'))} | {_s(st.get('correlations'))}"
                 f" | {_s(st.get('modules'))} | {total} | {_s(peak, 2)} | {_stage_peaks(r)} | {_recovered(r)} | {status} |"
             )
+    if section.get("note"):
+        out += ["", section["note"]]
     target = section.get("target")
     if target:
         out += ["", f"Target check ({SCALING_TARGET_CELLS:,} × 1,000): {target}"]
