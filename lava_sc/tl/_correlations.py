@@ -285,12 +285,18 @@ def explicit_genes(var_names: pd.Index, genes) -> np.ndarray:
 def column_variance(values, idx: np.ndarray) -> np.ndarray:
     if distributed.is_dask(values):
         return distributed.column_variance(values[:, idx])
-    sub = values[:, idx]
-    if sp.issparse(sub):
-        sub = sp.csc_matrix(sub, dtype=np.float64)
-        mean = np.asarray(sub.mean(axis=0)).ravel()
-        return np.asarray(sub.multiply(sub).mean(axis=0)).ravel() - mean**2
-    return np.asarray(sub, dtype=np.float64).var(axis=0)
+    if sp.issparse(values):
+        # per-gene sums over the stored entries only: no densified or float64 copy of the matrix
+        coo = values.tocoo() if values.format not in ("csr", "csc") else values
+        genes = coo.col if values.format == "coo" else (coo.indices if values.format == "csr" else None)
+        if genes is None:  # CSC: the column of each entry follows from indptr
+            genes = np.repeat(np.arange(values.shape[1]), np.diff(values.indptr))
+        data = np.asarray(coo.data, dtype=np.float64)
+        n = values.shape[0]
+        mean = np.bincount(genes, weights=data, minlength=values.shape[1]) / n
+        mean_sq = np.bincount(genes, weights=data * data, minlength=values.shape[1]) / n
+        return np.maximum(mean_sq - mean**2, 0.0)[idx]
+    return np.asarray(values[:, idx], dtype=np.float64).var(axis=0)
 
 
 def covariate_matrix(adata: AnnData, partial_out, n_components: int) -> np.ndarray | None:
