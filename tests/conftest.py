@@ -12,6 +12,19 @@ import lava_sc as lv  # noqa: E402
 sc.settings.verbosity = 0
 
 
+@pytest.fixture(scope="module")
+def single_threaded_blas():
+    """One BLAS thread, as dask.distributed workers use by default (OPENBLAS_NUM_THREADS=1).
+
+    OpenBLAS's ssyrk rounds differently with different thread counts (a few r values differ in the
+    last bit), so bit-identical comparisons need the reference and the tasks on the same BLAS setting.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def pbmc():
     """pbmc68k_reduced (700 real cells) as scanpy ships it."""

@@ -3,23 +3,13 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 da = pytest.importorskip("dask.array")
 
 from lava_sc._core import distributed  # noqa: E402
 from lava_sc._core.correlations import SketchOptions, column_floor, sketch_localities  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_threaded_blas():
-    """One BLAS thread, as dask.distributed workers use by default (OPENBLAS_NUM_THREADS=1).
-
-    OpenBLAS's ssyrk rounds differently with different thread counts (a few r values differ in the
-    last bit), so bit-identical comparisons need the reference and the tasks on the same BLAS setting.
-    """
-    with threadpool_limits(1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 @pytest.fixture(scope="module")

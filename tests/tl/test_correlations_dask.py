@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -18,15 +17,7 @@ from lava_sc._core import distributed as lv_distributed  # noqa: E402
 PER_TASK = 8  # 45 localities -> 6 tasks
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_threaded_blas():
-    """One BLAS thread, as dask.distributed workers use by default (OPENBLAS_NUM_THREADS=1).
-
-    OpenBLAS's ssyrk rounds differently with different thread counts (a few r values differ in the
-    last bit), so bit-identical comparisons need the reference and the tasks on the same BLAS setting.
-    """
-    with threadpool_limits(1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 @pytest.fixture(autouse=True)
