@@ -10,17 +10,25 @@ knockoff+ estimate), which controls the false discovery rate per locality and st
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from .blas import syrk_upper
 
 #: detection-fraction edges of the gene classes that define the null strata
 DETECTION_EDGES = (0.25, 0.6)
 N_BINS = 1000
+#: localities per unit of work handed to a thread
+LOCALITIES_PER_CHUNK = 8
 
 
 @dataclass
@@ -69,85 +77,173 @@ def detection_class(detected_fraction: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _bin(v, n_bins):
-    b = int(v * n_bins)
-    if b >= n_bins:
-        b = n_bins - 1
-    return b
+def _gather_csr(indptr, indices, data, rows, out):
+    """Rows of a CSR matrix into the dense (Fortran-ordered) ``out``."""
+    out[:, :] = 0.0
+    for r in range(len(rows)):
+        c = rows[r]
+        for p in range(indptr[c], indptr[c + 1]):
+            out[r, indices[p]] = data[p]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_dense(matrix, rows, out):
+    for r in range(len(rows)):
+        out[r, :] = matrix[rows[r], :]
+
+
+@numba.njit(cache=True, nogil=True)
+def _column_stats(block, floor):
+    """Per column: mean, centred norm, fraction above ``floor`` and largest absolute value (float64)."""
+    n, g = block.shape
+    mean = np.zeros(g)
+    norm = np.zeros(g)
+    det = np.zeros(g)
+    amax = np.zeros(g)
+    for j in range(g):
+        s = 0.0
+        d = 0
+        m = 0.0
+        for r in range(n):
+            v = block[r, j]
+            s += v
+            if v > floor[j]:
+                d += 1
+            if abs(v) > m:
+                m = abs(v)
+        mu = s / max(n, 1)
+        ss = 0.0
+        for r in range(n):
+            x = block[r, j] - mu
+            ss += x * x
+        mean[j] = mu
+        norm[j] = np.sqrt(ss)
+        det[j] = d / max(n, 1)
+        amax[j] = m
+    return mean, norm, det, amax
+
+
+@numba.njit(cache=True, nogil=True)
+def _write_tested(block, mean, inv_norm, order, pi2, z, z_null):
+    """Standardise the tested columns into ``z`` and their null copies into ``z_null``.
+
+    The null copy of the k-th tested column is that column with its rows permuted by ``pi`` and then
+    cyclically shifted by ``k mod n`` (``pi2`` is ``pi`` repeated twice, so no modulo is needed).
+    Two columns with different shifts are paired by a uniformly relabelled derangement of the
+    locality's cells: a permutation null that needs one permutation per locality, not one per gene.
+    """
+    n = block.shape[0]
+    for k in range(len(order)):
+        g = order[k]
+        mu = mean[g]
+        s = inv_norm[g]
+        for r in range(n):
+            z[r, k] = (block[r, g] - mu) * s
+        shift = k % n
+        for r in range(n):
+            z_null[r, k] = z[pi2[r + shift], k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan(c_obs, c_null, z_null, bounds, min_bin, n_bins, two_sided):
+    """One pass over the upper triangles of the observed and null Gram matrices (Fortran order).
+
+    Histograms, per pair stratum, of the statistics at or above ``min_bin`` (lower values can never
+    pass the threshold), and the observed candidates among them. Genes are sorted by stratum
+    (stratum ``a`` holds positions ``bounds[a]:bounds[a + 1]``), so for i < j the pair stratum is
+    ``a(i) * n_strata + a(j)`` and is constant over a run of i. Pairs whose null columns got the same
+    cyclic shift (j - i a multiple of n) were paired with themselves in ``c_null``; their null value
+    is replaced by one more shift of gene j.
+    """
+    n_strata = len(bounds) - 1
+    n = z_null.shape[0]
+    lo = float(min_bin)
+    h_obs = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
+    h_null = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
+    cap = 4096
+    ci = np.empty(cap, dtype=np.int32)
+    cj = np.empty(cap, dtype=np.int32)
+    cv = np.empty(cap, dtype=np.float32)
+    cs = np.empty(cap, dtype=np.int32)
+    scratch = np.empty(c_obs.shape[0] + 1, dtype=np.float64)
+    k = 0
+    for b in range(n_strata):
+        for j in range(bounds[b], bounds[b + 1]):
+            if k + j + 1 > cap:  # room for every entry of this column, so the inner loops never grow
+                cap = max(2 * cap, k + j + 1)
+                ci, cj, cv, cs = _grow(ci, k, cap), _grow(cj, k, cap), _grow(cv, k, cap), _grow(cs, k, cap)
+            for a in range(b + 1):
+                s = a * n_strata + b
+                i0, i1 = bounds[a], min(bounds[a + 1], j)
+                k = _compact_candidates(c_obs, j, i0, i1, lo, n_bins, two_sided, ci, cv, k, cj, cs, s, h_obs)
+                _null_histogram(c_null, j, i0, i1, lo, n_bins, two_sided, scratch, h_null[s])
+            _fix_same_shift(c_null, z_null, bounds, j, b, n, lo, n_bins, two_sided, h_null)
+    return h_obs, h_null, ci[:k], cj[:k], cv[:k], cs[:k]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _pair_stratum(stratum, i, j, n_strata):
-    """Index of the unordered pair of detection classes of genes i and j."""
-    a, b = stratum[i], stratum[j]
-    return min(a, b) * n_strata + max(a, b)
+def _compact_candidates(c_obs, j, i0, i1, lo, n_bins, two_sided, ci, cv, k, cj, cs, s, h_obs):
+    """Append the entries (i0 <= i < i1, j) at or above ``lo`` to the candidates, then histogram them.
 
-
-@numba.njit(cache=True, nogil=True)
-def _histograms(r_obs, r_null, tested, stratum, n_strata, n_bins, two_sided):
-    """Histograms of observed and null statistics per pair stratum (upper triangle only).
-
-    The Gram matrices come from BLAS in Fortran order, so the upper triangle is walked column by
-    column (entry (i, j), i < j, is contiguous in i).
+    Branch-free: every entry is written and the write position only advances for a candidate, so
+    the loop runs at memory speed whatever the fraction of candidates.
     """
-    g = r_obs.shape[0]
-    h_obs = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
-    h_null = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
-    n_tests = 0
-    for j in range(g):
-        if not tested[j]:
-            continue
-        for i in range(j):
-            if not tested[i]:
-                continue
-            s = _pair_stratum(stratum, i, j, n_strata)
-            n_tests += 1
-            v = r_obs[i, j]
-            w = r_null[i, j]
-            if two_sided:
-                v = abs(v)
-                w = abs(w)
-            if v > 0:
-                h_obs[s, _bin(v, n_bins)] += 1
-            if w > 0:
-                h_null[s, _bin(w, n_bins)] += 1
-    return h_obs, h_null, n_tests
+    k0 = k
+    for i in range(i0, i1):
+        v = c_obs[i, j]
+        stat = abs(v) if two_sided else v
+        ci[k] = i
+        cv[k] = v
+        k += stat * n_bins >= lo
+    for q in range(k0, k):
+        cj[q] = j
+        cs[q] = s
+        stat = abs(cv[q]) if two_sided else cv[q]
+        h_obs[s, min(int(stat * n_bins), n_bins - 1)] += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _null_histogram(c_null, j, i0, i1, lo, n_bins, two_sided, scratch, hist):
+    """Add the null entries (i0 <= i < i1, j) at or above ``lo`` to ``hist`` (branch-free compaction first)."""
+    m = 0
+    for i in range(i0, i1):
+        w = abs(c_null[i, j]) if two_sided else c_null[i, j]
+        w = w * n_bins
+        scratch[m] = w
+        m += w >= lo
+    for q in range(m):
+        hist[min(int(scratch[q]), n_bins - 1)] += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _select(r_obs, tested, stratum, n_strata, first_bin, n_bins, two_sided):
-    """Pairs (i < j) whose statistic falls in or above their stratum's threshold bin, column by column."""
-    g = r_obs.shape[0]
-    cap = 1024
-    ia = np.empty(cap, dtype=np.int32)
-    ib = np.empty(cap, dtype=np.int32)
-    rv = np.empty(cap, dtype=np.float32)
-    k = 0
-    for j in range(g):
-        if not tested[j]:
-            continue
-        for i in range(j):
-            if not tested[i]:
-                continue
-            s = _pair_stratum(stratum, i, j, n_strata)
-            v = r_obs[i, j]
-            stat = abs(v) if two_sided else v
-            if stat <= 0 or _bin(stat, n_bins) < first_bin[s]:
-                continue
-            if k == cap:
-                cap *= 2
-                ia2 = np.empty(cap, dtype=np.int32)
-                ib2 = np.empty(cap, dtype=np.int32)
-                rv2 = np.empty(cap, dtype=np.float32)
-                ia2[:k] = ia[:k]
-                ib2[:k] = ib[:k]
-                rv2[:k] = rv[:k]
-                ia, ib, rv = ia2, ib2, rv2
-            ia[k] = i
-            ib[k] = j
-            rv[k] = v
-            k += 1
-    return ia[:k], ib[:k], rv[:k]
+def _fix_same_shift(c_null, z_null, bounds, j, b, n, lo, n_bins, two_sided, h_null):
+    """Replace the null entries (i, j) with j - i a multiple of n by gene j shifted one cell further."""
+    n_strata = len(bounds) - 1
+    i = j - n
+    while i >= 0:
+        a = 0
+        while bounds[a + 1] <= i:
+            a += 1
+        s = a * n_strata + b
+        w = abs(c_null[i, j]) if two_sided else c_null[i, j]
+        if w * n_bins >= lo:
+            h_null[s, min(int(w * n_bins), n_bins - 1)] -= 1
+        acc = z_null[n - 1, i] * z_null[0, j]
+        for r in range(n - 1):
+            acc += z_null[r, i] * z_null[r + 1, j]
+        if two_sided:
+            acc = abs(acc)
+        if acc * n_bins >= lo:
+            h_null[s, min(int(acc * n_bins), n_bins - 1)] += 1
+        i -= n
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(a, k, cap):
+    out = np.empty(cap, dtype=a.dtype)
+    out[:k] = a[:k]
+    return out
 
 
 def knockoff_thresholds(h_obs: np.ndarray, h_null: np.ndarray, fdr: float, min_bin: int) -> tuple[np.ndarray, int]:
@@ -201,7 +297,7 @@ def locality_sketch(
     detected
         Boolean, same shape: whether each gene is detected (above its floor) in each cell.
     rng
-        Source of the permutations.
+        Source of the null's permutation.
     fdr
         Target false discovery rate per locality and detection stratum.
     min_detected
@@ -217,18 +313,95 @@ def locality_sketch(
         genes (``None``: keep all). Sparsifies dense correlation structure (images, large
         programs) to each gene's closest associates.
     """
-    z, valid = standardise(values, covariates)
-    det_frac = detected.mean(axis=0)
-    tested = valid & (det_frac >= min_detected)
+    options = SketchOptions(
+        fdr=fdr, min_detected=min_detected, min_abs_r=min_abs_r, two_sided=two_sided, max_partners=max_partners
+    )
+    block = np.asfortranarray(values, dtype=np.float32)
+    det_frac = np.asarray(detected, dtype=bool).mean(axis=0) if len(block) else np.zeros(block.shape[1])
+    return sketch_block(block, options, rng=rng, det_frac=det_frac, covariates=covariates)
+
+
+class Workspace:
+    """Reusable float32 buffers of one thread, so no locality page-faults fresh G x G arrays."""
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        """A Fortran-ordered float32 array of ``shape`` (contents undefined)."""
+        size = int(np.prod(shape))
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = self._buffers[name] = np.empty(max(size, 1), dtype=np.float32)
+        return buf[:size].reshape(shape, order="F")
+
+
+_THREAD = threading.local()
+
+
+def thread_workspace() -> Workspace:
+    if not hasattr(_THREAD, "workspace"):
+        _THREAD.workspace = Workspace()
+    return _THREAD.workspace
+
+
+def sketch_block(
+    block: np.ndarray,
+    options: SketchOptions,
+    *,
+    rng: np.random.Generator,
+    floor: np.ndarray | None = None,
+    det_frac: np.ndarray | None = None,
+    covariates: np.ndarray | None = None,
+    workspace: Workspace | None = None,
+) -> LocalitySketch:
+    """Significant gene pairs of one locality from its dense, Fortran-ordered float32 ``block``.
+
+    A gene is detected in a cell when above its ``floor`` (or pass the detected fractions
+    ``det_frac`` directly). Only the tested genes (varying, detected in at least ``min_detected``
+    of the cells) enter the two Gram matrices, sorted by detection class so that each pair's
+    stratum follows from its genes' positions.
+    """
+    ws = workspace or thread_workspace()
+    n, g = block.shape
+    floor = np.full(g, np.inf, dtype=np.float32) if floor is None else np.asarray(floor, dtype=np.float32)
+    mean, norm, det, amax = _column_stats(block, floor)
+    det_frac = det if det_frac is None else det_frac
+    if covariates is None:
+        valid = norm > 1e-6 * np.maximum(amax, 1e-12) * np.sqrt(n)
+    else:
+        z_all, valid = standardise(block, covariates)
+        block = np.asfortranarray(z_all)
+        mean, norm = np.zeros(g), np.ones(g)
+    tested = valid & (det_frac >= options.min_detected)
     stratum = detection_class(det_frac)
-    n_strata = len(DETECTION_EDGES) + 1
-    r_obs = gram(z)
-    r_null = gram(rng.permuted(z, axis=0))
-    h_obs, h_null, n_tests = _histograms(r_obs, r_null, tested, stratum, n_strata, N_BINS, two_sided)
-    first_bin, null_at = knockoff_thresholds(h_obs, h_null, fdr, int(min_abs_r * N_BINS))
-    ia, ib, r = _select(r_obs, tested, stratum, n_strata, first_bin, N_BINS, two_sided)
-    if max_partners is not None and len(r):
-        keep = strongest_partners(ia, ib, r, max_partners)
+    order = np.flatnonzero(tested)
+    order = order[np.argsort(stratum[order], kind="stable")]
+    gt = len(order)
+    n_tests = gt * (gt - 1) // 2
+    perm = rng.permutation(n)
+    if gt < 2 or n < 2:
+        empty = np.zeros(0, dtype=np.int32)
+        return LocalitySketch(empty, empty.copy(), np.zeros(0, dtype=np.float32), n_tests, 0)
+    inv_norm = np.where(valid, 1.0 / np.where(valid, norm, 1.0), 0.0)
+    z, z_null = ws.get("z", (n, gt)), ws.get("z_null", (n, gt))
+    _write_tested(block, mean, inv_norm, order, np.concatenate([perm, perm]), z, z_null)
+    c_obs, c_null = ws.get("c_obs", (gt, gt)), ws.get("c_null", (gt, gt))
+    syrk_upper(z, c_obs)
+    syrk_upper(z_null, c_null)
+    min_bin = int(round(options.min_abs_r * N_BINS))
+    lo = max(float(min_bin), 1e-30)  # a zero statistic is never counted
+    bounds = np.searchsorted(stratum[order], np.arange(len(DETECTION_EDGES) + 2)).astype(np.int64)
+    h_obs, h_null, ci, cj, cv, cs = _scan(c_obs, c_null, z_null, bounds, lo, N_BINS, options.two_sided)
+    first_bin, null_at = knockoff_thresholds(h_obs, h_null, options.fdr, min_bin)
+    stat = np.abs(cv) if options.two_sided else cv
+    keep = np.minimum((stat.astype(np.float64) * N_BINS).astype(np.int64), N_BINS - 1) >= first_bin[cs]
+    a, b, r = order[ci[keep]], order[cj[keep]], cv[keep]
+    ia, ib = np.minimum(a, b).astype(np.int32), np.maximum(a, b).astype(np.int32)
+    sort = np.lexsort((ia, ib))
+    ia, ib, r = ia[sort], ib[sort], r[sort]
+    if options.max_partners is not None and len(r):
+        keep = strongest_partners(ia, ib, r, options.max_partners)
         ia, ib, r = ia[keep], ib[keep], r[keep]
     return LocalitySketch(ia, ib, r, int(n_tests), null_at)
 
@@ -263,6 +436,16 @@ def rows_dense(matrix, rows: np.ndarray) -> np.ndarray:
     return block.toarray() if sp.issparse(block) else np.asarray(block)
 
 
+def gather_rows(matrix, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``matrix[rows]`` (CSR float32 or C-ordered float32 array) into the Fortran-ordered ``out``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if sp.issparse(matrix):
+        _gather_csr(matrix.indptr, matrix.indices, matrix.data, rows, out)
+    else:
+        _gather_dense(matrix, rows, out)
+    return out
+
+
 def column_floor(matrix) -> np.ndarray:
     """Each gene's minimum over all cells; a gene is 'detected' in a cell when above it."""
     if sp.issparse(matrix):
@@ -275,22 +458,41 @@ def locality_cells(membership: sp.csc_matrix, loc: int) -> np.ndarray:
     return np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])
 
 
+def as_sketch_matrix(matrix):
+    """The cells x genes matrix as CSR float32 or a C-ordered float32 array (no copy when it already is)."""
+    if sp.issparse(matrix):
+        return sp.csr_matrix(matrix, dtype=np.float32)
+    return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
 def sketch_one(
     matrix, floor: np.ndarray, cells: np.ndarray, options: SketchOptions, *, covariates, seed: tuple[int, int]
 ) -> LocalitySketch:
-    """The sketch of one locality; ``seed`` = (random_state, locality) makes it independent of run order."""
-    block = rows_dense(matrix, cells)
-    return locality_sketch(
+    """The sketch of one locality; ``seed`` = (random_state, locality) makes it independent of run order.
+
+    ``matrix`` is CSR float32 or a C-ordered float32 array (see :func:`as_sketch_matrix`).
+    """
+    ws = thread_workspace()
+    block = gather_rows(matrix, cells, ws.get("block", (len(cells), matrix.shape[1])))
+    return sketch_block(
         block,
-        block > floor,
+        options,
         rng=np.random.default_rng(seed),
-        fdr=options.fdr,
-        min_detected=options.min_detected,
-        min_abs_r=options.min_abs_r,
-        two_sided=options.two_sided,
+        floor=floor,
         covariates=None if covariates is None else covariates[cells],
-        max_partners=options.max_partners,
+        workspace=ws,
     )
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """Threads for the per-locality work: ``None`` follows the BLAS thread setting (threadpoolctl,
+    ``OMP_NUM_THREADS``), ``-1`` means all cores."""
+    if n_jobs is None:
+        counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+        return max(1, min(counts)) if counts else max(1, os.cpu_count() or 1)
+    if n_jobs == -1:
+        return max(1, os.cpu_count() or 1)
+    return int(n_jobs)
 
 
 def sketch_localities(
@@ -301,13 +503,37 @@ def sketch_localities(
     covariates: np.ndarray | None = None,
     random_state: int = 0,
     progress: Callable[[], object] | None = None,
+    n_jobs: int | None = None,
 ) -> list[LocalitySketch]:
-    """Sketches of every locality (columns of ``membership``) of the cells x genes ``matrix``."""
+    """Sketches of every locality (columns of ``membership``) of the cells x genes ``matrix``.
+
+    Localities run in ``n_jobs`` threads, each with single-threaded BLAS, so the result is the same
+    whatever the number of threads.
+    """
+    matrix = as_sketch_matrix(matrix)
     floor = column_floor(matrix)
-    out = []
-    for loc in range(membership.shape[1]):
-        cells = locality_cells(membership, loc)
-        out.append(sketch_one(matrix, floor, cells, options, covariates=covariates, seed=(random_state, loc)))
-        if progress is not None:
-            progress()
+    n_loc = membership.shape[1]
+    out: list[LocalitySketch | None] = [None] * n_loc
+
+    def run(locs: range) -> range:
+        for loc in locs:
+            cells = locality_cells(membership, loc)
+            out[loc] = sketch_one(matrix, floor, cells, options, covariates=covariates, seed=(random_state, loc))
+        return locs
+
+    chunks = [range(s, min(s + LOCALITIES_PER_CHUNK, n_loc)) for s in range(0, n_loc, LOCALITIES_PER_CHUNK)]
+    jobs = min(resolve_n_jobs(n_jobs), max(len(chunks), 1))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if jobs == 1:
+            done = map(run, chunks)
+        else:
+            pool = ThreadPoolExecutor(jobs, thread_name_prefix="lava")
+            done = (f.result() for f in as_completed([pool.submit(run, c) for c in chunks]))
+        try:
+            for locs in done:
+                for _ in locs if progress is not None else ():
+                    progress()
+        finally:
+            if jobs > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
     return out

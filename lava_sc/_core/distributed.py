@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
-from .correlations import LocalitySketch, SketchOptions, locality_cells, sketch_one
+from .correlations import LocalitySketch, SketchOptions, as_sketch_matrix, locality_cells, sketch_one
 
 #: localities sketched by one dask task in ``tl.correlations``
 LOCALITIES_PER_TASK = 64
@@ -129,11 +130,12 @@ def gather_columns(matrix, idx: np.ndarray):
 
 def _sketch_task(block, floor, cells, locs, options, covariates, random_state) -> list[LocalitySketch]:
     """Sketch the localities of one task; ``cells`` index rows of ``block`` (and of ``covariates``)."""
-    block = _as_block(block)
-    return [
-        sketch_one(block, floor, c, options, covariates=covariates, seed=(random_state, int(loc)))
-        for c, loc in zip(cells, locs, strict=True)
-    ]
+    block = as_sketch_matrix(_as_block(block))
+    with threadpool_limits(limits=1, user_api="blas"):  # as in memory: one BLAS thread per locality
+        return [
+            sketch_one(block, floor, c, options, covariates=covariates, seed=(random_state, int(loc)))
+            for c, loc in zip(cells, locs, strict=True)
+        ]
 
 
 def n_tasks(n_localities: int, localities_per_task: int) -> int:

@@ -9,7 +9,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core import distributed
-from .._core.correlations import SketchOptions, gene_matrix, sketch_localities
+from .._core.correlations import SketchOptions, gene_matrix, resolve_n_jobs, sketch_localities
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, progress, store, store_params
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression, require
@@ -32,14 +32,17 @@ def correlations(
     partial_out: str | list[str] | None = None,
     n_partial_components: int = 5,
     random_state: int = 0,
+    n_jobs: int | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Per-locality gene-gene correlations, kept as a sketch of significant associations (LAVA step 2).
 
     For every locality the correlation of every pair of tested genes is computed with one BLAS
-    rank-k update, and compared with the correlations of the same genes after permuting each gene's
-    values across the locality's cells. This null has each pair's own locality size, sparsity and
-    skew, so sparse co-detection does not pass for association. Pairs are grouped by detection class
+    rank-k update, and compared with the correlations of the same genes after shuffling their values
+    across the locality's cells (one random permutation of the cells, then a different cyclic shift
+    for each gene, so every pair of genes is paired through a random derangement of the cells).
+    This null has each pair's own locality size, sparsity and skew, so sparse co-detection does not
+    pass for association. Pairs are grouped by detection class
     (below 25%, 25-60%, above 60% of the locality's cells) and, in each locality and class, the
     threshold is the smallest |r| whose estimated false discovery proportion
     ``(1 + null exceedances) / observed exceedances`` is at most ``fdr`` (knockoff+). Only the
@@ -83,6 +86,10 @@ def correlations(
         Columns of the ``obsm`` covariate used by ``partial_out``.
     random_state
         Seed of the permutations.
+    n_jobs
+        Localities processed in parallel threads, each with single-threaded BLAS. ``None`` follows
+        the BLAS thread setting (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits``); ``-1``
+        uses every core. The result does not depend on it.
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -100,9 +107,8 @@ def correlations(
     client = Client("tcp://scheduler:8786")`` (or ``Client(LocalCluster(n_workers=4))``), then call
     ``lava_sc.tl.correlations(adata)`` (or ``tl.modules``) as usual. The workers need ``lava_sc``
     installed and access to the file (an array wrapped from memory is shipped with every
-    computation: ``adata.X = adata.X.persist()`` first). Results are identical to the in-memory run
-    with the same BLAS thread count (workers use one BLAS thread by default; OpenBLAS rounds the last
-    bit of a few correlations differently with more threads).
+    computation: ``adata.X = adata.X.persist()`` first). Every locality runs with one BLAS thread, in
+    memory and on dask workers alike, so results are identical to the in-memory run.
 
     Returns
     -------
@@ -123,6 +129,9 @@ def correlations(
         max_partners = check_int("max_partners", max_partners, low=1)
     n_partial_components = check_int("n_partial_components", n_partial_components, low=1)
     random_state = check_int("random_state", random_state, low=0)
+    if n_jobs is not None and n_jobs != -1:
+        n_jobs = check_int("n_jobs", n_jobs, low=1)
+    n_threads = resolve_n_jobs(n_jobs)
     keys = Keys(key)
     membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
     if membership.shape[0] != adata.n_obs:
@@ -135,7 +144,7 @@ def correlations(
     covariates = covariate_matrix(adata, partial_out, n_partial_components)
 
     n_loc, n_genes = membership.shape[1], len(gene_idx)
-    check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes)
+    check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes, 1 if lazy else n_threads)
     adata = adata.copy() if copy else adata
     start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
     per_task = distributed.LOCALITIES_PER_TASK
@@ -161,7 +170,13 @@ def correlations(
             )
         else:
             per_locality = sketch_localities(
-                matrix, membership, options, covariates=covariates, random_state=random_state, progress=bar.update
+                matrix,
+                membership,
+                options,
+                covariates=covariates,
+                random_state=random_state,
+                progress=bar.update,
+                n_jobs=n_threads,
             )
     sketch, pairs = assemble_sketch(per_locality, n_genes)
     gene_names = adata.var_names[gene_idx].to_numpy().astype(str)
@@ -210,21 +225,23 @@ def correlations(
     return adata if copy else None
 
 
-def check_memory(n_cells: int, n_genes: int) -> None:
-    """Refuse before the heavy stage when one locality's working set would not fit in free memory.
+def check_memory(n_cells: int, n_genes: int, n_threads: int = 1) -> None:
+    """Refuse before the heavy stage when the threads' working sets would not fit in free memory.
 
-    Per locality: the dense block and its standardised, permuted copies (n x G) and the observed
-    and null G x G Gram matrices (float32). Nothing grows with the number of localities.
+    Per thread: the dense block and its standardised and null copies (n x G float32), the observed
+    and null G x G Gram matrices (float32) and the candidate pairs (up to G^2 / 2 of 16 bytes).
+    Nothing grows with the number of localities.
     """
-    need = n_cells * n_genes * (4 + 8 + 4 + 4) + 2 * n_genes * n_genes * 4
+    need = n_threads * (n_cells * n_genes * 3 * 4 + 2 * n_genes * n_genes * 4 + n_genes * n_genes * 8)
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not available on this platform
         return
     if need > 0.8 * free:
         raise MemoryError(
-            f"Correlating {n_genes} genes needs about {need / 2**30:.1f} GiB per locality but only "
-            f"{free / 2**30:.1f} GiB is free; pass fewer genes with `genes=` (e.g. highly variable genes)."
+            f"Correlating {n_genes} genes in {n_threads} thread(s) needs about {need / 2**30:.1f} GiB but only "
+            f"{free / 2**30:.1f} GiB is free; pass fewer genes with `genes=` (e.g. highly variable genes)"
+            + (" or fewer threads with `n_jobs=`." if n_threads > 1 else ".")
         )
 
 

@@ -3,7 +3,20 @@
 import numpy as np
 import pytest
 
-from lava_sc._core.correlations import gram, knockoff_thresholds, locality_sketch, pair_correlations, standardise
+import scipy.sparse as sp
+
+from lava_sc._core.blas import syrk_upper
+from lava_sc._core.correlations import (
+    SketchOptions,
+    _scan,
+    _write_tested,
+    gram,
+    knockoff_thresholds,
+    locality_sketch,
+    pair_correlations,
+    sketch_localities,
+    standardise,
+)
 
 
 def sparse_null_block(rng, n=150, g=400):
@@ -90,3 +103,79 @@ def test_planted_pairs_recovered_with_controlled_false_discovery_proportion(two_
     print(f"mean FDP {np.mean(fdp):.3f}, mean power {np.mean(power):.2f}")
     assert np.mean(fdp) <= 0.08
     assert np.mean(power) >= 0.7
+
+
+def test_syrk_upper_matches_numpy():
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.normal(size=(40, 25)).astype(np.float32))
+    out = np.full((25, 25), np.nan, dtype=np.float32, order="F")
+    syrk_upper(a, out)
+    iu = np.triu_indices(25)
+    np.testing.assert_allclose(out[iu], (a.T.astype(np.float64) @ a)[iu], rtol=1e-5, atol=1e-5)
+
+
+def shuffled_null(z, perm):
+    """The null columns as documented: rows permuted by ``perm``, then column k shifted by k mod n."""
+    n = len(z)
+    return np.column_stack([z[perm[(np.arange(n) + k % n) % n], k] for k in range(z.shape[1])])
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+@pytest.mark.parametrize("n_genes", [20, 45])  # 45 > n cells: some columns share a shift
+def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes):
+    rng = np.random.default_rng(5)
+    n, lo = 16, 150
+    x = rng.normal(size=(n, n_genes))
+    x[:, :8] += 1.5 * rng.normal(size=(n, 1))  # a correlated block
+    z, _ = standardise(x)
+    z = np.asfortranarray(z)
+    perm = rng.permutation(n)
+    zt, z_null = np.empty_like(z, order="F"), np.empty_like(z, order="F")
+    _write_tested(z, np.zeros(n_genes), np.ones(n_genes), np.arange(n_genes), np.concatenate([perm, perm]), zt, z_null)
+    np.testing.assert_array_equal(zt, z)
+    np.testing.assert_array_equal(z_null, shuffled_null(z, perm))
+    c_obs = syrk_upper(zt, np.empty((n_genes, n_genes), np.float32, order="F"))
+    c_null = syrk_upper(z_null, np.empty((n_genes, n_genes), np.float32, order="F"))
+    stratum = np.sort(rng.integers(0, 3, n_genes))
+    bounds = np.searchsorted(stratum, np.arange(4)).astype(np.int64)
+    h_obs, h_null, ci, cj, cv, cs = _scan(c_obs, c_null, z_null, bounds, float(lo), 1000, two_sided)
+
+    ref_obs, ref_null, cands = np.zeros_like(h_obs), np.zeros_like(h_null), []
+    for j in range(n_genes):
+        for i in range(j):
+            s = stratum[i] * 3 + stratum[j]
+            v = c_obs[i, j]
+            if (abs(v) if two_sided else v) * 1000 >= lo:
+                ref_obs[s, min(int((abs(v) if two_sided else v) * 1000), 999)] += 1
+                cands.append((i, j, v, s))
+            # a pair whose columns got the same shift is paired through one more shift of gene j
+            w = c_null[i, j] if (j - i) % n else np.float32(z_null[:, i] @ np.roll(z_null[:, j], -1))
+            w = abs(w) if two_sided else w
+            if w * 1000 >= lo:
+                ref_null[s, min(int(w * 1000), 999)] += 1
+    np.testing.assert_array_equal(h_obs, ref_obs)
+    assert sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist())) == sorted(
+        (int(i), int(j), float(v), int(s)) for i, j, v, s in cands
+    )
+    # corrected null values are float32 sums in another order: allow a bin of rounding
+    assert np.abs(np.cumsum(h_null - ref_null, axis=1)).max() <= 1
+    assert h_null.sum() == ref_null.sum() or n_genes > n
+
+
+def test_sketch_is_identical_for_any_number_of_threads_and_layout():
+    rng = np.random.default_rng(6)
+    x = sparse_null_block(rng, n=600, g=120)
+    factor = rng.normal(size=(600, 1))
+    x[:, :15] = np.log1p(rng.poisson(np.exp(0.3 + 0.8 * factor + 0.4 * rng.normal(size=(600, 15)))))
+    cells = np.concatenate([rng.choice(600, 90, replace=False) for _ in range(20)])
+    membership = sp.csc_matrix((np.ones(len(cells)), (cells, np.repeat(np.arange(20), 90))), shape=(600, 20))
+    runs = [
+        sketch_localities(data, membership, SketchOptions(), random_state=2, n_jobs=jobs)
+        for data, jobs in ((x, 1), (x, 2), (sp.csr_matrix(x), 2), (sp.csc_matrix(x), 1))
+    ]
+    assert sum(len(s.r) for s in runs[0]) > 0
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a.gene_a, b.gene_a)
+            np.testing.assert_array_equal(a.gene_b, b.gene_b)
+            np.testing.assert_array_equal(a.r, b.r)
