@@ -2,11 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, get, pl, tl
+from . import datasets, get, io, pl, tl
 
 try:
     __version__ = version("lava_sc")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
-__all__ = ["tl", "pl", "get", "datasets", "__version__"]
+__all__ = ["tl", "pl", "get", "datasets", "io", "__version__"]

@@ -14,6 +14,8 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
     uns[key]["modules"]              DataFrame: module, gene_a, gene_b, weight, support
     uns[key]["module_genes"]         DataFrame: module, gene, score
     uns[key]["locality_activity"]    DataFrame, localities x modules
+    uns[key]["enrichment"]           DataFrame: module, gene_set, overlap, ..., pvalue, qvalue, genes
+    uns[key]["differential"]         DataFrame: module, <within>, condition, reference, ... (tl.differential)
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Keys:
     modules = "modules"
     module_genes = "module_genes"
     locality_activity = "locality_activity"
+    enrichment = "enrichment"
+    differential = "differential"
 
 
 def locality_names(n: int) -> list[str]:

@@ -1,6 +1,9 @@
 """Tidy DataFrame accessors for LAVA results."""
 
 from ._activity import activity
+from ._differential import differential
+from ._enrichment import enrichment
+from ._gene_sets import gene_sets
 from ._modules import module_genes, modules
 
-__all__ = ["modules", "module_genes", "activity"]
+__all__ = ["modules", "module_genes", "activity", "differential", "gene_sets", "enrichment"]

@@ -4,7 +4,9 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
+from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 
 from .._keys import DEFAULT_KEY
@@ -22,6 +24,9 @@ from ._utils import (
     style_embedding_axes,
 )
 
+#: colour of the cells of the other levels in split panels
+_BACKGROUND = "#dcdcdc"
+
 
 def activity(
     adata: AnnData,
@@ -29,6 +34,8 @@ def activity(
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
+    groupby: str | None = None,
+    groups: Sequence[str] | None = None,
     ncols: int = 4,
     cmap="viridis",
     size: float | None = None,
@@ -56,6 +63,13 @@ def activity(
         dimensions are used.
     key
         Key of the LAVA results in ``uns`` / ``obsm``.
+    groupby
+        Column of ``adata.obs`` (e.g. ``"condition"``) to split each module by: one row of panels per
+        module, one panel per level, titled ``"M1 — AKI"``, all on the same embedding and the same
+        colour scale (limits shared by the panels of a module), cells of the other levels in light
+        grey underneath. ``ncols`` is then ignored.
+    groups
+        With ``groupby``: the levels to draw, in this order (default: all, in category order).
     ncols
         Panels per row.
     cmap
@@ -65,8 +79,10 @@ def activity(
     vmin, vmax
         Colour limits, shared by all panels. A number, or a string ``"p<q>"`` for the ``q``-th
         percentile of each panel's activity (e.g. ``vmax="p99"``). Default: each panel's range.
+        With ``groupby``, percentiles and the default range are taken over the cells of all the
+        levels drawn, so that the panels of a module share one scale.
     ax
-        Draw into this Axes; only with a single module.
+        Draw into this Axes; only with a single module (and a single level with ``groupby``).
     show
         Show the figure. Default: show unless ``ax`` was given.
     save
@@ -78,7 +94,8 @@ def activity(
     Returns
     -------
     With ``show=False`` (or with ``ax``): the Axes for a single module, a list of Axes (one per module,
-    in the order asked for) for several. Otherwise ``None``.
+    in the order asked for) for several. With ``groupby``, the list runs over modules, then levels
+    (``M1 — AKI``, ``M1 — CKD``, ``M2 — AKI``, ...). Otherwise ``None``.
 
     Examples
     --------
@@ -86,16 +103,29 @@ def activity(
     >>> adata = sc.datasets.pbmc68k_reduced()
     >>> lv.tl.modules(adata)
     >>> lv.pl.activity(adata, ["M1", "M2"], ncols=2)
+    >>> lv.pl.activity(adata, "M1", groupby="condition", groups=["reference", "AKI"])
     """
     key = check_results(adata, key)
     names = select_modules(adata, key, modules)
-    check_single_ax(ax, len(names))
+    if groupby is None and groups is not None:
+        raise ValueError("`groups` selects levels of `groupby`; pass `groupby=` (e.g. 'condition') as well.")
+    labels, levels = (None, []) if groupby is None else _split_levels(adata, groupby, groups)
+    if groupby is None:
+        check_single_ax(ax, len(names))
+    else:
+        _check_split_ax(ax, len(names), len(levels))
     coords, obsm_key = embedding_2d(adata, basis)
     values = get_activity(adata, key=key)
     if size is None:
         size = default_point_size(adata.n_obs)
     scatter_kwargs.setdefault("edgecolors", "none")
     scatter_kwargs.setdefault("plotnonfinite", True)
+    if groupby is not None:
+        axes = _split_panels(
+            adata, key, names, values, labels, levels, coords, obsm_key, ax, size, cmap, (vmin, vmax), scatter_kwargs
+        )
+        result = axes[0] if len(axes) == 1 else axes
+        return finish(result, ax_given=ax is not None, show=show, save=save, name="lava_activity")
 
     if ax is not None:
         axes = [ax]
@@ -125,6 +155,83 @@ def activity(
 
     result = axes[0] if len(axes) == 1 else axes
     return finish(result, ax_given=ax is not None, show=show, save=save, name="lava_activity")
+
+
+def _split_levels(adata: AnnData, groupby, groups) -> tuple[np.ndarray, list[str]]:
+    """Each cell's level of ``groupby`` as a string ("" for NaN) and the levels to draw, in order."""
+    if not isinstance(groupby, str):
+        raise TypeError(f"`groupby` must be the name of a column of adata.obs or None, got {groupby!r}.")
+    if groupby not in adata.obs.columns:
+        raise KeyError(
+            f"Column {groupby!r} (`groupby`) not found in adata.obs (available: {list(adata.obs.columns)}); "
+            "pass `groupby=` with an existing column or None."
+        )
+    column = adata.obs[groupby]
+    cat = pd.Categorical(column).remove_unused_categories()
+    available = [str(c) for c in cat.categories]
+    labels = np.where(column.isna().to_numpy(), "", column.astype(str).to_numpy())
+    if groups is None:
+        return labels, available
+    if isinstance(groups, str):
+        groups = [groups]
+    elif not isinstance(groups, (Sequence, np.ndarray, pd.Index)) or len(groups) == 0:
+        raise TypeError(f"`groups` must be a level of obs[{groupby!r}], a non-empty list of levels or None.")
+    groups = list(dict.fromkeys(str(g) for g in groups))
+    unknown = [g for g in groups if g not in available]
+    if unknown:
+        raise ValueError(f"Unknown level(s) {unknown} of obs[{groupby!r}]; available levels: {available}.")
+    return labels, groups
+
+
+def _check_split_ax(ax, n_modules: int, n_levels: int) -> None:
+    check_single_ax(ax, n_modules)
+    if ax is not None and n_levels > 1:
+        raise ValueError(
+            f"`ax` can only hold a single panel, but `groupby` gives {n_levels} levels per module. Pass one "
+            "level (e.g. groups=['AKI']) to draw into `ax`, or leave `ax=None` to get a row of panels per module."
+        )
+
+
+def _split_panels(
+    adata, key, names, values, labels, levels, coords, obsm_key, ax, size, cmap, limits, scatter_kwargs
+) -> list[Axes]:
+    """One row of panels per module, one panel per level, sharing the module's colour scale."""
+    if ax is not None:
+        grid = [[ax]]
+    else:
+        _, grid = plt.subplots(
+            len(names),
+            len(levels),
+            figsize=(4.1 * len(levels) + 0.8, 3.8 * len(names)),
+            squeeze=False,
+            layout="constrained",
+        )
+    in_level = {level: labels == level for level in levels}
+    drawn = np.logical_or.reduce(list(in_level.values()))
+    axes = []
+    for row, name in zip(grid, names, strict=True):
+        act = values[name].to_numpy(dtype=np.float64)
+        shown = act[drawn]
+        finite = shown[np.isfinite(shown)]
+        lo = _limit(limits[0], shown, "vmin")
+        hi = _limit(limits[1], shown, "vmax")
+        lo = float(finite.min()) if lo is None and finite.size else lo
+        hi = float(finite.max()) if hi is None and finite.size else hi
+        for panel, level in zip(row, levels, strict=True):
+            mask = in_level[level]
+            panel.scatter(coords[~mask, 0], coords[~mask, 1], s=size, c=_BACKGROUND, edgecolors="none")
+            cells = np.flatnonzero(mask)
+            cells = cells[np.argsort(np.where(np.isfinite(act[cells]), act[cells], -np.inf), kind="stable")]
+            points = panel.scatter(
+                coords[cells, 0], coords[cells, 1], c=act[cells], s=size, cmap=cmap, vmin=lo, vmax=hi, **scatter_kwargs
+            )
+            panel.set_title(f"{name} — {level}", fontsize=10)
+            style_embedding_axes(panel, obsm_key)
+            axes.append(panel)
+        cbar = panel.figure.colorbar(points, ax=list(row), fraction=0.05 / len(row), pad=0.02)
+        cbar.set_label(f"{module_title(adata, key, name)}\nactivity", fontsize=9)
+        cbar.outline.set_visible(False)
+    return axes
 
 
 def _limit(value, act: np.ndarray, name: str) -> float | None:

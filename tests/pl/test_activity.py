@@ -156,3 +156,67 @@ def test_does_not_modify_adata(pbmc_lava):
 def test_figure_type(pbmc_lava):
     ax = lv.pl.activity(pbmc_lava, "M1", show=False)
     assert isinstance(ax.figure, Figure)
+
+
+# --- split by a condition (groupby=) -----------------------------------------------------------
+
+
+def _layers(ax: Axes) -> tuple[PathCollection, PathCollection]:
+    background, foreground = [c for c in ax.collections if isinstance(c, PathCollection)]
+    return background, foreground
+
+
+def test_groupby_one_panel_per_level_with_a_shared_scale(pbmc_lava, tmp_path):
+    adata = pbmc_lava
+    phase = adata.obs["phase"].astype(str).to_numpy()
+    levels = list(adata.obs["phase"].cat.categories)
+    assert len(levels) == 3
+    path = tmp_path / "split.png"
+    axes = lv.pl.activity(adata, ["M1", "M2"], groupby="phase", show=False, save=path)
+    assert is_png(path)
+    assert [ax.get_title() for ax in axes] == [f"{m} — {lev}" for m in ["M1", "M2"] for lev in levels]
+    act = lv.get.activity(adata)
+    umap = adata.obsm["X_umap"][:, :2]
+    for m, name in enumerate(["M1", "M2"]):
+        values = act[name].to_numpy()
+        clims = {_layers(ax)[1].get_clim() for ax in axes[3 * m : 3 * m + 3]}
+        assert clims == {(values.min(), values.max())}  # one scale for the module's panels
+        for ax, level in zip(axes[3 * m : 3 * m + 3], levels, strict=True):
+            background, foreground = _layers(ax)
+            cells = np.flatnonzero(phase == level)
+            order = cells[np.argsort(values[cells], kind="stable")]
+            np.testing.assert_allclose(np.asarray(foreground.get_offsets()), umap[order])
+            np.testing.assert_allclose(np.asarray(foreground.get_array()), values[order])
+            np.testing.assert_allclose(np.asarray(background.get_offsets()), umap[phase != level])
+            assert background.get_array() is None  # plain grey, underneath
+            assert background.zorder <= foreground.zorder
+    fig = axes[0].figure
+    assert len(fig.axes) == 6 + 2  # one colourbar per module row
+
+
+def test_groupby_groups_choose_and_order_levels(pbmc_lava):
+    axes = lv.pl.activity(pbmc_lava, "M1", groupby="phase", groups=["S", "G1"], vmax="p90", show=False)
+    assert [ax.get_title() for ax in axes] == ["M1 — S", "M1 — G1"]
+    act = lv.get.activity(pbmc_lava)["M1"].to_numpy()
+    drawn = pbmc_lava.obs["phase"].isin(["S", "G1"]).to_numpy()
+    for ax in axes:
+        assert _layers(ax)[1].get_clim() == pytest.approx((act[drawn].min(), np.percentile(act[drawn], 90)))
+    # G2M cells are grey background in both panels
+    assert len(_layers(axes[0])[0].get_offsets()) == (pbmc_lava.obs["phase"] != "S").sum()
+    single = lv.pl.activity(pbmc_lava, "M1", groupby="phase", groups="G2M", show=False)
+    assert isinstance(single, Axes) and single.get_title() == "M1 — G2M"
+
+
+def test_groupby_into_ax_and_errors(pbmc_lava):
+    from matplotlib import pyplot as plt
+
+    _, ax = plt.subplots()
+    assert lv.pl.activity(pbmc_lava, "M1", groupby="phase", groups=["S"], ax=ax) is ax
+    with pytest.raises(ValueError, match=r"single panel.*groups=\['AKI'\]"):
+        lv.pl.activity(pbmc_lava, "M1", groupby="phase", ax=ax)
+    with pytest.raises(KeyError, match=r"'condition' \(`groupby`\) not found in adata.obs \(available: \["):
+        lv.pl.activity(pbmc_lava, "M1", groupby="condition", show=False)
+    with pytest.raises(ValueError, match=r"Unknown level\(s\) \['M'\].*\['G1', 'G2M', 'S'\]"):
+        lv.pl.activity(pbmc_lava, "M1", groupby="phase", groups=["M"], show=False)
+    with pytest.raises(ValueError, match="pass `groupby=`"):
+        lv.pl.activity(pbmc_lava, "M1", groups=["S"], show=False)

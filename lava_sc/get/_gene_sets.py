@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import DEFAULT_KEY, Keys
+from .._validate import check_adata, check_float, check_key
+
+
+def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None = None) -> pd.DataFrame:
+    """The modules' genes as a decoupler-style net: ``source`` (module), ``target`` (gene), ``weight`` (score).
+
+    ``weight`` is the gene's score in its module (1 = the module's most connected gene). The net feeds
+    decoupler (``dc.mt.ulm(data, net)``), :func:`lava_sc.io.write_gmt`, :func:`lava_sc.tl.enrich` and
+    :func:`lava_sc.tl.score` (to score the modules on another dataset).
+
+    Parameters
+    ----------
+    adata
+        Annotated data with results of :func:`lava_sc.tl.modules`.
+    key
+        Key of the LAVA results.
+    min_score
+        Keep only genes scoring at least this much in their module (``None``: all genes).
+
+    Examples
+    --------
+    >>> import lava_sc as lv
+    >>> net = lv.get.gene_sets(adata, min_score=0.5)  # doctest: +SKIP
+    """
+    check_adata(adata)
+    key = check_key(key)
+    if min_score is not None:
+        min_score = check_float("min_score", min_score)
+    if key not in adata.uns or Keys.module_genes not in adata.uns[key]:
+        raise KeyError(f"No LAVA modules under key {key!r}; run lava_sc.tl.modules(adata, key={key!r}) first.")
+    table = adata.uns[key][Keys.module_genes]
+    net = pd.DataFrame(
+        {
+            "source": table["module"].astype(str).to_numpy(dtype=object),
+            "target": table["gene"].astype(str).to_numpy(dtype=object),
+            "weight": table["score"].to_numpy(dtype=float),
+        }
+    )
+    if min_score is not None:
+        net = net.loc[net["weight"] >= min_score]
+    return net.reset_index(drop=True)
