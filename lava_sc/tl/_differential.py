@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -9,18 +10,27 @@ from anndata import AnnData
 from scanpy import logging as logg
 from scipy import stats
 
+from .._core.correlations import gene_matrix
+from .._core.distributed import gather_columns, is_dask
+from .._core.score import module_set_activity
 from .._keys import DEFAULT_KEY, Keys, module_names
-from .._utils import log_added, store, store_params
-from .._validate import check_adata, check_int, check_key
+from .._utils import log_added, progress, store, store_params
+from .._validate import check_adata, check_choice, check_int, check_key, expression
+from ._correlations import covariate_matrix
+from ._score import ModulePairs, pairs_from_table
 
 #: level names taken as the reference when ``reference=None`` (case-insensitive, in this order)
 REFERENCE_NAMES = ("reference", "control", "healthy", "normal")
+
+#: what is compared per replicate (see :func:`differential`)
+STATISTICS = ("correlation", "activity")
 
 #: columns of the result after ``module`` and the ``within`` column
 RESULT_COLUMNS = (
     "condition",
     "reference",
     "unit",
+    "measure",
     "n_condition",
     "n_reference",
     "n_cells_condition",
@@ -43,6 +53,7 @@ def differential(
     reference: str | None = None,
     replicate: str | None = "donor",
     within: str | None = "cell_type",
+    statistic: str | None = None,
     key: str = DEFAULT_KEY,
     min_cells: int = 10,
     copy: bool = False,
@@ -50,17 +61,19 @@ def differential(
     """Differential module activity between conditions, with replicates (donors) as the unit.
 
     For every module and every group of ``within`` (e.g. each cell type), each level of ``groupby``
-    is compared with ``reference``. The activity of the cells is first averaged per replicate and
-    group (a "pseudobulk" mean per donor and cell type; replicate-groups with fewer than
-    ``min_cells`` cells are dropped), then the replicate means of a condition are compared with
-    those of the reference by Welch's t-test. Cells are never treated as replicates unless
-    ``replicate=None``: cells of one donor share that donor's biology, so a test on cells counts
-    donor-to-donor variation as a condition effect and gives far too small p-values.
+    is compared with ``reference``. Each replicate (donor) gets one value per group, computed as set
+    by ``statistic`` (replicate-groups with fewer than ``min_cells`` cells are dropped), and the
+    replicate values of a condition are compared with those of the reference by Welch's t-test.
+    Cells are never treated as replicates unless ``replicate=None``: cells of one donor share that
+    donor's biology, so a test on cells counts donor-to-donor variation as a condition effect and
+    gives far too small p-values.
 
     Parameters
     ----------
     adata
-        Annotated data matrix with ``obsm[f"{key}_activity"]`` from :func:`lava_sc.tl.modules`.
+        Annotated data matrix with LAVA modules from :func:`lava_sc.tl.modules` (``uns[key]["modules"]``
+        and the expression LAVA used, for ``statistic="correlation"``; ``obsm[f"{key}_activity"]``
+        for ``statistic="activity"``).
     groupby
         Column of ``adata.obs`` with the conditions (e.g. ``"condition"`` with levels
         ``reference``, ``AKI``, ``CKD``).
@@ -72,15 +85,35 @@ def differential(
         Column of ``adata.obs`` with the biological replicate (e.g. ``"donor"``, ``"sample"``).
         Each replicate must belong to a single ``groupby`` level (replicates nested in
         conditions). ``None`` treats cells as independent replicates: p-values are then
-        anti-conservative (a warning is logged) and ``unit`` is ``"cells"``.
+        anti-conservative (a warning is logged), ``unit`` is ``"cells"`` and only
+        ``statistic="activity"`` is possible.
     within
         Column of ``adata.obs`` to test separately in each group of (e.g. ``"cell_type"``);
         ``None`` tests all cells together (group ``"all"``).
+    statistic
+        What each replicate contributes per module and group:
+
+        ``"correlation"`` (default with ``replicate``)
+            The module's activity recomputed from that replicate's cells in that group alone: the
+            weighted mean Pearson ``r`` of the module's gene pairs (weights of
+            ``uns[key]["modules"]``), a pair counting as 0 where one of its genes is detected in fewer
+            than ``min_detected`` of the cells — the locality activity of :func:`~lava_sc.tl.modules`,
+            with the donor's cells of one cell type as the "locality" (same expression layer,
+            ``min_detected`` and ``partial_out`` as recorded in ``uns[key]["params"]``). Each value
+            comes from one donor's cells only, so donors are independent replicates and the test
+            keeps its nominal false-positive rate. ``effect`` is in correlation units.
+        ``"activity"``
+            The mean of the smoothed cell activity ``obsm[f"{key}_activity"]`` over the replicate's
+            cells. Faster (no expression is read), but **anti-conservative**: a cell's activity is a
+            mean over localities that pool the cells of many donors, so replicate means share cells'
+            information and are not independent; small effects come out with tiny p-values. Use it
+            for a quick look, or with ``replicate=None`` (the only choice there).
     key
         Key of the LAVA results in ``uns`` / ``obsm``.
     min_cells
-        Replicate-groups (a donor's cells of one cell type) with fewer cells are dropped. With
-        ``replicate=None``, a condition with fewer cells in a group is not tested there.
+        Replicate-groups (a donor's cells of one cell type) with fewer cells are dropped; at least 3
+        for ``statistic="correlation"``. With ``replicate=None``, a condition with fewer cells in a
+        group is not tested there.
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -98,16 +131,18 @@ def differential(
         The level tested and the level it is compared with.
     ``unit``
         The unit of replication: the ``replicate`` column name (e.g. ``"donor"``) or ``"cells"``.
+    ``measure``
+        What was compared: ``"correlation"`` or ``"activity"`` (``statistic``).
     ``n_condition``, ``n_reference``
         Replicates (or cells) on each side after dropping those with fewer than ``min_cells`` cells.
     ``n_cells_condition``, ``n_cells_reference``
         Cells on each side in the replicates used.
     ``mean_condition``, ``mean_reference``
-        Mean of the replicate means (or of the cells) on each side.
+        Mean of the replicate values (or of the cells) on each side.
     ``effect``
         ``mean_condition - mean_reference``.
     ``effect_standardised``
-        ``effect`` divided by the pooled standard deviation of the replicate means (Cohen's d).
+        ``effect`` divided by the pooled standard deviation of the replicate values (Cohen's d).
     ``statistic``, ``pvalue``
         Welch's t statistic and two-sided p-value; NaN where the test is not possible (fewer than
         2 replicates on a side, or no variance), with the reason in ``note``.
@@ -128,8 +163,13 @@ def differential(
     check_adata(adata)
     key = check_key(key)
     min_cells = check_int("min_cells", min_cells, low=1)
-    names, act = _activity(adata, key)
     _check_columns(adata, groupby, replicate, within)
+    statistic = _statistic(statistic, replicate, min_cells)
+    if statistic == "activity":
+        names, act = _activity(adata, key)
+    else:
+        pairs = _module_pairs(adata, key)
+        names = pairs.names
     cond_codes, levels = _labels(adata, groupby)
     reference = _reference(levels, reference, groupby)
     if replicate is None:
@@ -141,33 +181,103 @@ def differential(
     else:
         rep_codes, rep_levels = _labels(adata, replicate)
         _check_nested(cond_codes, levels, rep_codes, rep_levels, groupby, replicate)
+        if statistic == "activity":
+            logg.warning(
+                "differential: statistic='activity' averages smoothed cell activity, a mean over localities "
+                "that pool many donors, so replicate means are not independent and p-values are "
+                "anti-conservative. statistic='correlation' (the default) recomputes it per replicate."
+            )
     if within is None:
         group_codes, groups = np.zeros(adata.n_obs, dtype=np.int64), ["all"]
     else:
         group_codes, groups = _labels(adata, within)
 
     adata = adata.copy() if copy else adata
-    start = logg.info(f"testing differential LAVA module activity ({groupby!r} vs {reference!r})")
-    units = _units(act, cond_codes, group_codes, rep_codes)
-    rows = []
-    for g, group in enumerate(groups):
-        for c, level in enumerate(levels):
-            if level != reference:
-                rows += _compare(units, g, c, levels.index(reference), names, min_cells, replicate, (group, level))
-    table = _table(rows, names, within, reference)
+    start = logg.info(f"testing differential LAVA module {statistic} ({groupby!r} vs {reference!r})")
+    units = _units(cond_codes, group_codes, rep_codes)
+    if statistic == "activity":
+        units["values"] = _mean_activity(act, units)
+    else:
+        units["values"] = _replicate_correlations(adata, key, pairs, units, min_cells)
+    rows = _rows(units, groups, levels, reference, names, min_cells, replicate)
+    table = _table(rows, names, within, reference, statistic)
     store(adata, key, **{Keys.differential: table})
     store_params(
         adata,
         key,
         Keys.differential,
-        dict(groupby=groupby, reference=reference, replicate=replicate, within=within, min_cells=min_cells),
+        dict(
+            groupby=groupby,
+            reference=reference,
+            replicate=replicate,
+            within=within,
+            statistic=statistic,
+            min_cells=min_cells,
+        ),
     )
     log_added(
         f"{len(table)} tests ({int(np.isfinite(table['pvalue']).sum())} with a p-value)",
         start,
-        [f"'{key}': '{Keys.differential}', module activity per condition vs {reference!r} (adata.uns)"],
+        [f"'{key}': '{Keys.differential}', module {statistic} per condition vs {reference!r} (adata.uns)"],
     )
     return adata if copy else None
+
+
+def _statistic(statistic, replicate, min_cells: int) -> str:
+    """The statistic to compare: the default depends on whether there are replicates."""
+    if statistic is None:
+        statistic = "activity" if replicate is None else "correlation"
+    statistic = check_choice("statistic", statistic, STATISTICS)
+    if statistic == "correlation" and replicate is None:
+        raise ValueError(
+            "statistic='correlation' recomputes each module's correlation among the cells of one replicate "
+            "(e.g. one donor's cells of one cell type); with `replicate=None` the cells themselves are the "
+            "units, and a single cell has no correlation. Pass `replicate=` (e.g. 'donor'), or "
+            "statistic='activity' to test cells' smoothed activity (anti-conservative)."
+        )
+    if statistic == "correlation" and min_cells < 3:
+        raise ValueError(
+            f"statistic='correlation' needs at least 3 cells per replicate-group to correlate genes, got "
+            f"min_cells={min_cells}; pass min_cells >= 3 (10 or more gives stable correlations)."
+        )
+    return statistic
+
+
+def _module_pairs(adata: AnnData, key: str) -> ModulePairs:
+    """The gene pairs and weights of the LAVA modules under ``key``."""
+    slot = adata.uns.get(key)
+    if not isinstance(slot, Mapping) or Keys.modules not in slot:
+        raise KeyError(
+            f"No LAVA modules (adata.uns[{key!r}][{Keys.modules!r}]) under key {key!r}; run "
+            f"lava_sc.tl.modules(adata, key={key!r}) first (statistic='correlation' recomputes the modules' "
+            "correlations per replicate), or pass statistic='activity' to test obsm activity only."
+        )
+    pairs = pairs_from_table(slot[Keys.modules], source=f"uns[{key!r}]")
+    if not pairs.names:
+        raise ValueError(
+            f"LAVA found no modules under key {key!r}, so there is nothing to test; rerun lava_sc.tl.modules "
+            "with a lower `min_support`/`min_genes` or a higher `resolution`."
+        )
+    missing = pd.Index(np.unique(np.r_[pairs.gene_a, pairs.gene_b])).difference(adata.var_names)
+    if len(missing):
+        raise KeyError(
+            f"{len(missing)} gene(s) of the LAVA modules are not in adata.var_names (e.g. {missing[:5].tolist()}); "
+            "statistic='correlation' needs the genes LAVA used: run it on that AnnData (cells may be subset, "
+            "genes not), or pass statistic='activity'."
+        )
+    return pairs
+
+
+def _recorded(adata: AnnData, key: str, name: str, default):
+    """A LAVA setting as recorded by tl.modules / tl.correlations / tl.score (``"None"`` read as None)."""
+    params = adata.uns[key].get("params", {})
+    for tool in ("modules", "correlations", "score"):
+        if isinstance(params.get(tool), Mapping) and name in params[tool]:
+            value = params[tool][name]
+            if isinstance(value, str) and value == "None":
+                return None
+            return [str(v) for v in value] if isinstance(value, np.ndarray) else value
+    return default
 
 
 def _activity(adata: AnnData, key: str) -> tuple[list[str], np.ndarray]:
@@ -279,23 +389,69 @@ def _check_nested(cond_codes, levels, rep_codes, rep_levels, groupby: str, repli
         )
 
 
-def _units(act: np.ndarray, cond_codes, group_codes, rep_codes) -> dict[str, np.ndarray]:
-    """Mean activity per (group, replicate), or the cells themselves when ``rep_codes`` is None."""
+def _units(cond_codes, group_codes, rep_codes) -> dict[str, np.ndarray]:
+    """Group, condition and size of each (group, replicate), with its member cells; cells when no replicates."""
+    n = len(cond_codes)
     if rep_codes is None:
-        ones = np.ones(len(act), dtype=np.int64)
-        return {"group": group_codes, "condition": cond_codes, "n_cells": ones, "values": act}
+        ones = np.ones(n, dtype=np.int64)
+        return {"group": group_codes, "condition": cond_codes, "n_cells": ones, "members": None}
     n_rep = int(rep_codes.max()) + 1
     unit_of = group_codes * n_rep + rep_codes
     ids, inverse, counts = np.unique(unit_of, return_inverse=True, return_counts=True)
-    indicator = sp.csr_matrix((np.ones(len(act)), (inverse, np.arange(len(act)))), shape=(len(ids), len(act)))
     condition = np.zeros(n_rep, dtype=np.int64)
     condition[rep_codes] = cond_codes
     return {
         "group": ids // n_rep,
         "condition": condition[ids % n_rep],
         "n_cells": counts,
-        "values": np.asarray(indicator @ act) / counts[:, None],
+        "members": sp.csr_matrix((np.ones(n), (inverse, np.arange(n))), shape=(len(ids), n)),
     }
+
+
+def _mean_activity(act: np.ndarray, units) -> np.ndarray:
+    """Mean smoothed cell activity per unit (the cells themselves when there are no replicates)."""
+    if units["members"] is None:
+        return act
+    return np.asarray(units["members"] @ act) / units["n_cells"][:, None]
+
+
+def _replicate_correlations(adata: AnnData, key: str, pairs: ModulePairs, units, min_cells: int) -> np.ndarray:
+    """Module activity recomputed among each unit's own cells (units x modules; NaN for units too small)."""
+    layer = _recorded(adata, key, "layer", None)
+    min_detected = float(_recorded(adata, key, "min_detected", 0.1))
+    partial_out = _recorded(adata, key, "partial_out", None)
+    covariates = covariate_matrix(adata, partial_out, int(_recorded(adata, key, "n_partial_components", 5)))
+    used = pd.Index(np.unique(np.r_[pairs.gene_a, pairs.gene_b]))
+    values = expression(adata, layer)
+    idx = adata.var_names.get_indexer(used)
+    matrix = gather_columns(values, idx) if is_dask(values) else gene_matrix(values, idx)
+    large = np.flatnonzero(units["n_cells"] >= min_cells)
+    out = np.full((len(units["n_cells"]), len(pairs.names)), np.nan)
+    with progress(len(large), "replicate correlations") as bar:
+        out[large] = module_set_activity(
+            matrix,
+            sp.csc_matrix(units["members"][large].T),
+            used.get_indexer(pairs.gene_a),
+            used.get_indexer(pairs.gene_b),
+            pairs.module,
+            pairs.weight,
+            len(pairs.names),
+            min_detected=min_detected,
+            covariates=covariates,
+            progress=bar.update,
+        )
+    return out
+
+
+def _rows(units, groups, levels, reference: str, names, min_cells: int, replicate) -> list[dict]:
+    """Test rows for every group and every level against the reference."""
+    r = levels.index(reference)
+    rows = []
+    for g, group in enumerate(groups):
+        for c, level in enumerate(levels):
+            if c != r:
+                rows += _compare(units, g, c, r, names, min_cells, replicate, (group, level))
+    return rows
 
 
 def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, labels) -> list[dict]:
@@ -346,16 +502,17 @@ def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, la
     return rows
 
 
-def _table(rows: list[dict], names, within: str | None, reference: str) -> pd.DataFrame:
+def _table(rows: list[dict], names, within: str | None, reference: str, measure: str) -> pd.DataFrame:
     """The tidy result: module, <within>, condition, reference, ..., sorted by module then group."""
     table = pd.DataFrame(rows)
     table["reference"] = reference
+    table["measure"] = measure
     table["qvalue"] = bh(table["pvalue"].to_numpy())
     group = "group" if within is None else within
     table = table.rename(columns={"group": group})[["module", group, *RESULT_COLUMNS]]
     order = {name: i for i, name in enumerate(names)}
     table = table.sort_values("module", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-    for column in ("module", group, "condition", "reference", "unit", "note"):
+    for column in ("module", group, "condition", "reference", "unit", "measure", "note"):
         table[column] = table[column].astype(str).astype(object)  # plain strings: h5ad and zarr safe
     for column in ("n_condition", "n_reference", "n_cells_condition", "n_cells_reference"):
         table[column] = table[column].astype(np.int64)

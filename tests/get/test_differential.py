@@ -22,7 +22,7 @@ def tested():
     act[((obs["condition"] == "AKI") & (obs["cell_type"] == "PT")).to_numpy(), 0] += 2.0
     adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
     adata.obsm["lava_activity"] = pd.DataFrame(act, index=adata.obs_names, columns=["M1", "M2", "M3"])
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")  # fabricated activity: no modules to recompute
     return adata
 
 
@@ -53,7 +53,7 @@ def test_untested_rows_are_dropped_by_q_max(tested):
         ~((tested.obs["cell_type"] == "EC") & (tested.obs["donor"] != "AKI_d0")).to_numpy()
         | (tested.obs["condition"] == "control").to_numpy()
     ].copy()
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")  # fabricated activity: no modules to recompute
     assert lv.get.differential(adata)["qvalue"].isna().sum() == 3
     assert lv.get.differential(adata, q_max=1.0)["cell_type"].eq("PT").all()
 

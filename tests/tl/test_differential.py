@@ -15,6 +15,7 @@ COLUMNS_AFTER_GROUP = [
     "condition",
     "reference",
     "unit",
+    "measure",
     "n_condition",
     "n_reference",
     "n_cells_condition",
@@ -103,13 +104,13 @@ def hand_bh(p):
 
 def test_layout_and_one_row_per_module_group_condition():
     adata = fabricate(conditions=("reference", "AKI", "CKD"))
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     table = result(adata)
     assert list(table.columns) == ["module", "cell_type", *COLUMNS_AFTER_GROUP]
     assert len(table) == 3 * 3 * 2  # modules x cell types x non-reference conditions
     assert set(table["condition"]) == {"AKI", "CKD"}
     assert (table["reference"] == "reference").all()
-    assert (table["unit"] == "donor").all()
+    assert (table["unit"] == "donor").all() and (table["measure"] == "activity").all()
     assert (table["n_condition"] == 4).all() and (table["n_reference"] == 4).all()
     assert (table["n_cells_condition"] == 160).all()
     assert table["module"].tolist()[:6] == ["M1"] * 6  # sorted by module, then group, then condition
@@ -120,13 +121,14 @@ def test_layout_and_one_row_per_module_group_condition():
         "reference": "reference",
         "replicate": "donor",
         "within": "cell_type",
+        "statistic": "activity",
         "min_cells": 10,
     }
 
 
 def test_planted_effect_in_one_cell_type_only():
     adata = fabricate(effects={("M1", "PT", "AKI"): 1.5}, n_donors=5, donor_sd=0.3, seed=3)
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     table = result(adata)
     hit = row(table, "M1", "PT", "AKI")
     print(table[["module", "cell_type", "effect", "pvalue", "qvalue"]].to_string())
@@ -154,7 +156,7 @@ def test_effects_match_hand_computed_donor_means():
     act = np.concatenate(list(values.values()))
     adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
     adata.obsm["lava_activity"] = pd.DataFrame({"M1": act, "M2": -2 * act}, index=adata.obs_names)
-    lv.tl.differential(adata, min_cells=1)
+    lv.tl.differential(adata, statistic="activity", min_cells=1)
     table = result(adata)
     m1 = row(table, "M1", "PT", "AKI")
     x, y = np.array([7.0, 5.0, 9.0]), np.array([2.0, 4.0, 2.5])
@@ -186,7 +188,7 @@ def test_qvalues_are_benjamini_hochberg_over_finite_pvalues():
     # one AKI donor without TAL cells -> rows with < 2 donors on a side get NaN p-values
     drop = (adata.obs["cell_type"] == "TAL") & (adata.obs["condition"] == "AKI") & (adata.obs["donor"] != "AKI_d0")
     adata = adata[~drop.to_numpy()].copy()
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     table = result(adata)
     assert table["pvalue"].isna().sum() == 3
     np.testing.assert_allclose(table["qvalue"].to_numpy(), hand_bh(table["pvalue"].to_numpy()))
@@ -196,7 +198,7 @@ def test_too_few_donors_is_reported_not_raised():
     adata = fabricate()
     drop = (adata.obs["cell_type"] == "EC") & (adata.obs["condition"] == "AKI") & (adata.obs["donor"] != "AKI_d1")
     adata = adata[~drop.to_numpy()].copy()
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     table = result(adata)
     ec = table[table["cell_type"] == "EC"]
     assert ec["pvalue"].isna().all() and ec["qvalue"].isna().all() and ec["statistic"].isna().all()
@@ -213,7 +215,7 @@ def test_min_cells_drops_small_donor_groups():
     keep = ~drop.to_numpy()
     keep[np.flatnonzero(drop.to_numpy())[:5]] = True  # AKI_d0 keeps 5 PT cells
     adata = adata[keep].copy()
-    lv.tl.differential(adata, min_cells=10)
+    lv.tl.differential(adata, statistic="activity", min_cells=10)
     pt = row(result(adata), "M1", "PT", "AKI")
     assert pt["n_condition"] == 3 and pt["n_cells_condition"] == 60
     assert "1 donor group(s) with < 10 cells dropped" in pt["note"]
@@ -221,7 +223,7 @@ def test_min_cells_drops_small_donor_groups():
     sel = (adata.obs["cell_type"] == "PT") & (adata.obs["condition"] == "AKI") & (adata.obs["donor"] != "AKI_d0")
     means = act[sel.to_numpy()].groupby(adata.obs["donor"][sel.to_numpy()], observed=True).mean()
     assert pt["mean_condition"] == pytest.approx(means.mean())
-    lv.tl.differential(adata, min_cells=5)
+    lv.tl.differential(adata, statistic="activity", min_cells=5)
     assert row(result(adata), "M1", "PT", "AKI")["n_condition"] == 4
 
 
@@ -231,7 +233,7 @@ def test_cells_as_replicates_marks_unit_and_warns(monkeypatch):
     adata = fabricate()
     lv.tl.differential(adata, replicate=None)
     table = result(adata)
-    assert (table["unit"] == "cells").all()
+    assert (table["unit"] == "cells").all() and (table["measure"] == "activity").all()
     assert (table["n_condition"] == 4 * 40).all() and (table["n_condition"] == table["n_cells_condition"]).all()
     assert any("independent replicates" in m and "anti-conservative" in m for m in logged)
     # Welch's t-test on the cells themselves
@@ -242,11 +244,12 @@ def test_cells_as_replicates_marks_unit_and_warns(monkeypatch):
     )
     assert row(table, "M1", "PT", "AKI")["pvalue"] == pytest.approx(expected.pvalue)
     assert adata.uns["lava"]["params"]["differential"]["replicate"] == "None"
+    assert adata.uns["lava"]["params"]["differential"]["statistic"] == "activity"
 
 
 def test_within_none_tests_all_cells():
     adata = fabricate(effects={("M3", "PT", "AKI"): 2.0, ("M3", "TAL", "AKI"): 2.0, ("M3", "EC", "AKI"): 2.0})
-    lv.tl.differential(adata, within=None)
+    lv.tl.differential(adata, statistic="activity", within=None)
     table = result(adata)
     assert list(table.columns[:2]) == ["module", "group"] and (table["group"] == "all").all()
     assert len(table) == 3
@@ -258,15 +261,15 @@ def test_reference_choice(monkeypatch):
     logged = []
     monkeypatch.setattr(diff_module.logg, "warning", lambda msg, **kw: logged.append(msg))
     adata = fabricate(conditions=("AKI", "Healthy", "CKD"))
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     assert set(result(adata)["reference"]) == {"Healthy"} and set(result(adata)["condition"]) == {"AKI", "CKD"}
-    assert not logged
+    assert not any("reference" in m for m in logged)
     adata = fabricate(conditions=("b_disease", "a_other"))
     adata.obs["condition"] = adata.obs["condition"].astype(str)  # not categorical: sorted levels
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     assert set(result(adata)["reference"]) == {"a_other"}
     assert any("first level 'a_other'" in m for m in logged)
-    lv.tl.differential(adata, reference="b_disease")
+    lv.tl.differential(adata, statistic="activity", reference="b_disease")
     table = result(adata)
     assert set(table["reference"]) == {"b_disease"} and set(table["condition"]) == {"a_other"}
 
@@ -278,7 +281,7 @@ def test_nested_replicates_required():
     adata = fabricate()
     adata.obs["donor"] = adata.obs["donor"].astype(str).str.replace("AKI_d0", "reference_d0").astype("category")
     with pytest.raises(ValueError, match=r"Replicates must be nested in conditions.*reference_d0"):
-        lv.tl.differential(adata)
+        lv.tl.differential(adata, statistic="activity")
 
 
 @pytest.mark.parametrize(
@@ -299,45 +302,45 @@ def test_missing_obs_column(kwargs, column, argument):
 def test_bad_input():
     adata = fabricate()
     with pytest.raises(ValueError, match=r"Reference 'control' is not a level.*\['reference', 'AKI'\]"):
-        lv.tl.differential(adata, reference="control")
+        lv.tl.differential(adata, statistic="activity", reference="control")
     bare = adata.copy()
     del bare.obsm["lava_activity"]
     with pytest.raises(KeyError, match=r"run lava_sc\.tl\.modules\(adata, key='lava'\) first"):
-        lv.tl.differential(bare)
+        lv.tl.differential(bare, statistic="activity")
     with pytest.raises(KeyError, match=r"key 'other'"):
-        lv.tl.differential(adata, key="other")
+        lv.tl.differential(adata, statistic="activity", key="other")
     nan = adata.copy()
     nan.obs.loc[nan.obs_names[:3], "condition"] = np.nan
     with pytest.raises(ValueError, match=r"obs\['condition'\] has no value \(NaN\) for 3 cells"):
-        lv.tl.differential(nan)
+        lv.tl.differential(nan, statistic="activity")
     nan = adata.copy()
     nan.obs.loc[nan.obs_names[:2], "donor"] = np.nan
     with pytest.raises(ValueError, match=r"obs\['donor'\] has no value"):
-        lv.tl.differential(nan)
+        lv.tl.differential(nan, statistic="activity")
     with pytest.raises(ValueError, match="must be different columns"):
-        lv.tl.differential(adata, within="condition")
+        lv.tl.differential(adata, statistic="activity", within="condition")
     with pytest.raises(ValueError, match="at least two conditions"):
-        lv.tl.differential(adata[adata.obs["condition"] == "AKI"].copy())
+        lv.tl.differential(adata[adata.obs["condition"] == "AKI"].copy(), statistic="activity")
     with pytest.raises(ValueError, match="`min_cells` must be >= 1"):
-        lv.tl.differential(adata, min_cells=0)
+        lv.tl.differential(adata, statistic="activity", min_cells=0)
     with pytest.raises(TypeError, match="AnnData"):
         lv.tl.differential(adata.obs)
     bad = adata.copy()
     bad.obsm["lava_activity"].iloc[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
-        lv.tl.differential(bad)
+        lv.tl.differential(bad, statistic="activity")
 
 
 def test_copy_leaves_input_untouched():
     adata = fabricate()
     before = adata.obsm["lava_activity"].copy()
     obs_before = adata.obs.copy()
-    out = lv.tl.differential(adata, copy=True)
+    out = lv.tl.differential(adata, statistic="activity", copy=True)
     assert "lava" not in adata.uns
     assert out is not adata and "differential" in out.uns["lava"]
     pd.testing.assert_frame_equal(adata.obsm["lava_activity"], before)
     pd.testing.assert_frame_equal(adata.obs, obs_before)
-    assert lv.tl.differential(adata) is None and "differential" in adata.uns["lava"]
+    assert lv.tl.differential(adata, statistic="activity") is None and "differential" in adata.uns["lava"]
     pd.testing.assert_frame_equal(result(adata), result(out))
 
 
@@ -346,7 +349,7 @@ def test_round_trip(tmp_path, fmt):
     adata = fabricate(conditions=("reference", "AKI", "CKD"))
     drop = (adata.obs["cell_type"] == "EC") & (adata.obs["donor"].isin(["AKI_d0", "AKI_d1", "AKI_d2"]))
     adata = adata[~drop.to_numpy()].copy()  # NaN p-values and notes must survive too
-    lv.tl.differential(adata)
+    lv.tl.differential(adata, statistic="activity")
     path = tmp_path / f"adata.{fmt}"
     if fmt == "h5ad":
         adata.write_h5ad(path)
@@ -374,7 +377,7 @@ def test_donor_level_test_is_calibrated_and_cells_are_not():
         donor_effect = rng.normal(scale=0.5, size=(len(units), 3))  # same distribution in both conditions
         act = donor_effect[inverse] + rng.normal(scale=1.0, size=(adata.n_obs, 3))
         adata.obsm["lava_activity"] = pd.DataFrame(act, index=adata.obs_names, columns=["M1", "M2", "M3"])
-        lv.tl.differential(adata)
+        lv.tl.differential(adata, statistic="activity")
         donor_p.append(result(adata)["pvalue"].to_numpy())
         lv.tl.differential(adata, replicate=None)
         cell_p.append(result(adata)["pvalue"].to_numpy())
@@ -392,34 +395,286 @@ def test_donor_level_test_is_calibrated_and_cells_are_not():
 # --- on real LAVA results ----------------------------------------------------------------------
 
 
+try:
+    from lava_sc.datasets import simulate_kidney
+except ImportError:  # not exported yet
+    from lava_sc.datasets._kidney import simulate_kidney
+
+
 @pytest.fixture(scope="module")
-def planted_small():
-    adata = lv.datasets.simulate_planted(n_cells=1000, random_state=0)
+def planted():
+    """LAVA run once on simulate_planted (no donors: each test assigns its own)."""
+    adata = lv.datasets.simulate_planted(n_cells=2000, random_state=0)
     lv.tl.modules(adata, random_state=0)
-    rng = np.random.default_rng(0)
-    donor = (
-        adata.obs["condition"].astype(str)
-        + "_d"
-        + pd.Series(rng.integers(0, 4, adata.n_obs), index=adata.obs_names).astype(str)
-    )
-    adata.obs["donor"] = donor.astype("category")
     return adata
 
 
-def test_planted_disease_module_on_real_results(planted_small):
-    adata = planted_small
-    lv.tl.differential(adata, min_cells=5)
-    table = lv.get.differential(adata)
-    assert set(table["reference"]) == {"control"} and set(table["condition"]) == {"disease"}
-    genes = lv.get.module_genes(adata)
-    sets = {m: set(g["gene"]) for m, g in genes.groupby("module", observed=True)}
-    planted = set(adata.uns["planted"]["disease_T4"])
-    best = max(sets, key=lambda m: len(planted & sets[m]) / len(planted | sets[m]))
-    sub = table[table["module"] == best].set_index("cell_type")
-    print(sub[["effect", "pvalue", "qvalue"]])
-    assert sub.loc["T4", "qvalue"] < 0.05 and sub.loc["T4", "effect"] > 0
-    # disease-only activation in T4: the T4 effect dwarfs the small shifts elsewhere
-    assert sub.loc["T4", "effect"] > 5 * sub.drop(index="T4")["effect"].abs().max()
+def best_module(adata, genes) -> str:
+    """The LAVA module with the best Jaccard overlap with ``genes``."""
+    table = lv.get.module_genes(adata)
+    sets = {m: set(g["gene"]) for m, g in table.groupby("module", observed=True)}
+    genes = set(genes)
+    return max(sets, key=lambda m: len(genes & sets[m]) / len(genes | sets[m]))
+
+
+def nested_donors(adata, n_donors: int, rng) -> pd.Series:
+    """Fabricated donors nested in obs['condition'], cells assigned at random."""
+    code = pd.Series(rng.integers(0, n_donors, adata.n_obs), index=adata.obs_names).astype(str)
+    return (adata.obs["condition"].astype(str) + "_d" + code).astype("category")
+
+
+def hand_donor_r(adata, module: str, cells: np.ndarray) -> float:
+    """Weighted mean Pearson r of a module's pairs among ``cells``, detection rule of tl.modules."""
+    table = lv.get.modules(adata)
+    table = table[table["module"] == module]
+    x = adata.X.toarray()
+    floor = x.min(axis=0)
+    idx = adata.var_names.get_indexer
+    a, b = idx(table["gene_a"]), idx(table["gene_b"])
+    block = x[cells]
+    detected = (block > floor).mean(axis=0) >= 0.1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.array([np.corrcoef(block[:, i], block[:, j])[0, 1] for i, j in zip(a, b, strict=True)])
+    r = np.where(np.isfinite(r) & detected[a] & detected[b], r, 0.0)
+    return float(np.average(r, weights=table["weight"]))
+
+
+def test_correlation_is_recomputed_from_each_donors_cells(planted):
+    adata = planted.copy()
+    adata.obs["donor"] = nested_donors(adata, 3, np.random.default_rng(0))
+    lv.tl.differential(adata)
+    table = result(adata)
+    assert (table["measure"] == "correlation").all() and (table["unit"] == "donor").all()
+    assert adata.uns["lava"]["params"]["differential"]["statistic"] == "correlation"
+    module = best_module(adata, adata.uns["planted"]["disease_T4"])
+    hit = row(table, module, "T4", "disease")
+    values = []
+    for d in range(3):
+        cells = np.flatnonzero((adata.obs["donor"] == f"disease_d{d}") & (adata.obs["cell_type"] == "T4"))
+        values.append(hand_donor_r(adata, module, cells))
+    assert hit["mean_condition"] == pytest.approx(np.mean(values), abs=1e-5)
+    assert hit["n_condition"] == 3 and hit["n_cells_condition"] == int(
+        ((adata.obs["condition"] == "disease") & (adata.obs["cell_type"] == "T4")).sum()
+    )
+
+
+def test_correlation_uses_the_locality_rule_of_modules(planted):
+    # the kernel with localities as the cell sets gives back tl.modules' locality activity
+    from lava_sc._core.score import module_set_activity
+
+    pairs = diff_module._module_pairs(planted, "lava")
+    used = pd.Index(np.unique(np.r_[pairs.gene_a, pairs.gene_b]))
+    act = module_set_activity(
+        planted[:, used].X,
+        planted.obsm["lava_localities"].tocsc(),
+        used.get_indexer(pairs.gene_a),
+        used.get_indexer(pairs.gene_b),
+        pairs.module,
+        pairs.weight,
+        len(pairs.names),
+        min_detected=float(planted.uns["lava"]["params"]["correlations"]["min_detected"]),
+    )
+    np.testing.assert_allclose(act, planted.uns["lava"]["locality_activity"].to_numpy(), atol=1e-6)
+
+
+def test_partial_out_recorded_by_correlations_is_used(planted):
+    adata = planted.copy()
+    adata.obs["donor"] = nested_donors(adata, 3, np.random.default_rng(0))
+    lv.tl.differential(adata)
+    plain = result(adata)["mean_condition"].to_numpy()
+    adata.uns["lava"]["params"]["correlations"]["partial_out"] = "X_umap"
+    adata.uns["lava"]["params"]["correlations"]["n_partial_components"] = 2
+    lv.tl.differential(adata)
+    partial = result(adata)["mean_condition"].to_numpy()
+    assert not np.allclose(partial, plain)
+    # partial r within a donor = r of the residuals on (1, X_umap)
+    module = best_module(adata, adata.uns["planted"]["disease_T4"])
+    hit = row(result(adata), module, "T4", "disease")
+    resid = adata.copy()
+    x = resid.X.toarray().astype(np.float64)
+    values = []
+    for d in range(3):
+        cells = np.flatnonzero((adata.obs["donor"] == f"disease_d{d}") & (adata.obs["cell_type"] == "T4"))
+        design = np.c_[np.ones(len(cells)), adata.obsm["X_umap"][cells]]
+        r = x[cells] - design @ np.linalg.lstsq(design, x[cells], rcond=None)[0]
+        table = lv.get.modules(adata)
+        table = table[table["module"] == module]
+        idx = adata.var_names.get_indexer
+        a, b = idx(table["gene_a"]), idx(table["gene_b"])
+        detected = (x[cells] > x.min(axis=0)).mean(axis=0) >= 0.1
+        rr = np.array([np.corrcoef(r[:, i], r[:, j])[0, 1] for i, j in zip(a, b, strict=True)])
+        rr = np.where(detected[a] & detected[b], rr, 0.0)
+        values.append(np.average(rr, weights=table["weight"]))
+    assert hit["mean_condition"] == pytest.approx(np.mean(values), abs=1e-5)
+
+
+def test_dask_expression_gives_the_same_result(planted):
+    da = pytest.importorskip("dask.array")
+    adata = planted.copy()
+    adata.obs["donor"] = nested_donors(adata, 3, np.random.default_rng(0))
+    lv.tl.differential(adata)
+    expected = result(adata).copy()
+    adata.X = da.from_array(adata.X.toarray(), chunks=(500, -1))
+    lv.tl.differential(adata)
+    pd.testing.assert_frame_equal(result(adata), expected, atol=1e-6)
+
+
+def test_planted_programs_in_exactly_their_cell_types(planted):
+    """simulate_planted: `shared` is active in disease cells of T0 and T2, `disease_T4` in those of T4."""
+    adata = planted.copy()
+    adata.obs["donor"] = nested_donors(adata, 6, np.random.default_rng(0))
+    expected = {"shared": {"T0", "T2"}, "disease_T4": {"T4"}}
+    lv.tl.differential(adata)
+    table = result(adata)
+    for program, types in expected.items():
+        module = best_module(adata, adata.uns["planted"][program])
+        sub = table[table["module"] == module].set_index("cell_type")
+        print(f"\n{program} ({module}), statistic='correlation':")
+        print(sub[["n_condition", "n_reference", "effect", "pvalue", "qvalue"]].to_string())
+        significant = set(sub.index[sub["qvalue"] < 0.05])
+        assert significant == types and (sub.loc[list(types), "effect"] > 0.2).all()
+    n_corr = int((table["qvalue"] < 0.05).sum())
+    lv.tl.differential(adata, statistic="activity")
+    n_act = int((result(adata)["qvalue"] < 0.05).sum())
+    print(f"significant rows of {len(table)}: correlation {n_corr}, activity {n_act} (3 planted)")
+
+
+@pytest.fixture(scope="module")
+def kidney():
+    adata = simulate_kidney(n_cells=4000, n_donors=6, umap=False, random_state=0)
+    lv.tl.modules(adata, random_state=0)
+    return adata
+
+
+def test_planted_disease_program_on_simulated_kidney(kidney):
+    """Injury is planted in PT and TAL of AKI and CKD donors: significant there, nowhere else."""
+    adata = kidney.copy()
+    lv.tl.differential(adata, "condition", reference="reference", replicate="donor", within="cell_type")
+    table = result(adata)
+    cols = ["module", "cell_type", "condition", "n_condition", "n_reference", "effect", "pvalue", "qvalue", "note"]
+    planted = adata.uns["planted"]
+    for program in ("injury", "homeostatic", "fibrosis"):  # the condition-specific programs
+        spec = planted[program]
+        module = best_module(adata, spec["genes"])
+        sub = table[table["module"] == module]
+        print(f"\n{program} ({module}):\n{sub[cols].to_string()}")
+        ref_active = "reference" in set(spec["conditions"])
+        differs = sub["cell_type"].isin(spec["cell_types"]) & (sub["condition"].isin(spec["conditions"]) != ref_active)
+        significant = sub["qvalue"] < 0.05
+        assert not (significant & ~differs).any()  # never called where nothing was planted
+        if program == "injury":  # the disease program: called in every planted cell type and condition
+            assert differs.sum() == 4 and (significant == differs).all()
+            assert (sub.loc[differs, "effect"] > 0.2).all()
+    hits = table[table["qvalue"] < 0.05]
+    print(f"\nall significant rows (correlation):\n{hits[cols[:3] + ['effect', 'qvalue']].to_string()}")
+    lv.tl.differential(adata, "condition", reference="reference", statistic="activity")
+    print(f"activity: {int((result(adata)['qvalue'] < 0.05).sum())} of {len(table)} rows significant")
+
+
+def test_correlation_round_trip(planted, tmp_path):
+    adata = planted.copy()
+    adata.obs["donor"] = nested_donors(adata, 3, np.random.default_rng(0))
+    lv.tl.differential(adata, min_cells=60)  # some donor groups dropped: notes survive too
+    assert result(adata)["note"].str.contains("dropped").any()
+    adata.write_h5ad(tmp_path / "adata.h5ad")
+    back = ad.read_h5ad(tmp_path / "adata.h5ad")
+    pd.testing.assert_frame_equal(result(back), result(adata))
+    assert back.uns["lava"]["params"]["differential"] == adata.uns["lava"]["params"]["differential"]
+    lv.tl.differential(back, min_cells=60)  # recomputed from the read-back file: same result
+    pd.testing.assert_frame_equal(result(back), result(adata))
+
+
+def test_bad_statistic(planted):
+    adata = planted.copy()
+    adata.obs["donor"] = nested_donors(adata, 3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"`statistic` must be one of \['correlation', 'activity'\]"):
+        lv.tl.differential(adata, statistic="mean")
+    with pytest.raises(
+        ValueError, match=r"replicate=None.*Pass `replicate=` \(e\.g\. 'donor'\), or statistic='activity'"
+    ):
+        lv.tl.differential(adata, replicate=None, statistic="correlation")
+    with pytest.raises(ValueError, match=r"at least 3 cells per replicate-group.*min_cells=2"):
+        lv.tl.differential(adata, min_cells=2)
+    lv.tl.differential(adata, replicate=None)  # no replicates: cells' activity, the only choice
+    assert (result(adata)["measure"] == "activity").all() and (result(adata)["unit"] == "cells").all()
+    fabricated = fabricate()  # activity only, no modules or expression
+    with pytest.raises(KeyError, match=r"No LAVA modules.*run lava_sc\.tl\.modules.*or pass statistic='activity'"):
+        lv.tl.differential(fabricated)
+    fewer_genes = adata[:, adata.var_names != lv.get.modules(adata)["gene_a"].iloc[0]].copy()
+    with pytest.raises(KeyError, match=r"gene\(s\) of the LAVA modules are not in adata.var_names"):
+        lv.tl.differential(fewer_genes)
+    lv.tl.differential(fewer_genes, statistic="activity")  # activity needs no genes
+    empty = adata.copy()
+    empty.uns["lava"]["modules"] = empty.uns["lava"]["modules"].iloc[:0]
+    with pytest.raises(ValueError, match="found no modules"):
+        lv.tl.differential(empty)
+
+
+# --- calibration on LAVA results ---------------------------------------------------------------
+
+
+def test_correlation_is_calibrated_over_donor_relabellings(planted):
+    """Donors and conditions independent of everything: random donor -> condition labels, 6 vs 6."""
+    n_relabel, n_donors, alpha = 200, 12, 0.05
+    rng = np.random.default_rng(7)
+    donor = rng.integers(0, n_donors, planted.n_obs)
+    group, groups = diff_module._labels(planted, "cell_type")
+    units = diff_module._units(np.zeros(planted.n_obs, dtype=np.int64), group, donor)
+    unit_donor = np.rint(units["members"] @ donor / units["n_cells"]).astype(np.int64)  # each unit's donor
+    names, act = diff_module._activity(planted, "lava")
+    pairs = diff_module._module_pairs(planted, "lava")
+    values = {
+        "correlation": diff_module._replicate_correlations(planted, "lava", pairs, units, 10),
+        "activity": diff_module._mean_activity(act, units),
+    }
+    pvalues = {k: [] for k in values}
+    for _ in range(n_relabel):
+        labels = rng.permutation(np.repeat([0, 1], n_donors // 2))
+        relabelled = {**units, "condition": labels[unit_donor]}
+        for k, v in values.items():
+            rows = diff_module._rows({**relabelled, "values": v}, groups, ["A", "B"], "A", names, 10, "donor")
+            pvalues[k].append([r["pvalue"] for r in rows])
+    rate = {k: float((np.asarray(p) < alpha).mean()) for k, p in pvalues.items()}
+    n_tests = np.asarray(pvalues["correlation"]).size
+    print(f"\nfalse-positive rate at alpha={alpha}, {n_relabel} relabellings ({n_tests} tests): {rate}")
+    assert np.isfinite(pvalues["correlation"]).all()
+    assert 0.02 <= rate["correlation"] <= 0.08
+
+
+def test_correlation_is_calibrated_over_seeds(planted):
+    """Real simulated conditions, fresh data per seed, cell types where the condition changes nothing.
+
+    In simulate_planted the condition moves T1 and T3 cells on the embedding but leaves their
+    expression unchanged; LAVA's modules (found once) are tested there on 100 new datasets.
+    """
+    n_seeds, alpha = 100, 0.05
+    null_types = ["T1", "T3"]
+    lava = {"modules": planted.uns["lava"]["modules"], "params": planted.uns["lava"]["params"]}
+    rng = np.random.default_rng(11)
+    p_corr = []
+    for seed in range(1, n_seeds + 1):
+        adata = lv.datasets.simulate_planted(n_cells=1500, random_state=seed)
+        adata.uns["lava"] = dict(lava)
+        adata.obs["donor"] = nested_donors(adata, 6, rng)
+        lv.tl.differential(adata, reference="control")
+        table = result(adata)
+        p_corr.append(table.loc[table["cell_type"].isin(null_types), "pvalue"].to_numpy())
+    # the smoothed activity of the one LAVA run, with donors redrawn as often
+    adata = planted.copy()
+    p_act = []
+    for _ in range(n_seeds):
+        adata.obs["donor"] = nested_donors(adata, 6, rng)
+        lv.tl.differential(adata, reference="control", statistic="activity")
+        table = result(adata)
+        p_act.append(table.loc[table["cell_type"].isin(null_types), "pvalue"].to_numpy())
+    p_corr, p_act = np.concatenate(p_corr), np.concatenate(p_act)
+    rate_corr, rate_act = float((p_corr < alpha).mean()), float((p_act < alpha).mean())
+    print(
+        f"\nfalse-positive rate at alpha={alpha} in {null_types} over {n_seeds} seeds ({len(p_corr)} tests): "
+        f"correlation {rate_corr:.3f}; activity (one LAVA run, donors redrawn) {rate_act:.3f}"
+    )
+    assert np.isfinite(p_corr).all()
+    assert rate_corr <= 0.08
 
 
 def test_no_variance_is_not_tested():
@@ -434,7 +689,7 @@ def test_no_variance_is_not_tested():
     adata = ad.AnnData(np.zeros((40, 1), dtype=np.float32), obs=obs)
     act = np.c_[np.r_[np.ones(20), 2 * np.ones(20)], np.arange(40.0)]  # M1 constant within each condition
     adata.obsm["lava_activity"] = pd.DataFrame(act, index=adata.obs_names, columns=["M1", "M2"])
-    lv.tl.differential(adata, min_cells=5)
+    lv.tl.differential(adata, statistic="activity", min_cells=5)
     table = result(adata)
     m1, m2 = row(table, "M1", "PT", "AKI"), row(table, "M2", "PT", "AKI")
     assert m1["effect"] == 1.0 and np.isnan(m1["pvalue"]) and np.isnan(m1["statistic"]) and np.isnan(m1["qvalue"])
