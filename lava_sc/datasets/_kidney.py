@@ -399,7 +399,7 @@ def _embed(adata: anndata.AnnData, *, umap: bool, random_state: int, layout: np.
 def simulate_kidney(
     *,
     n_cells: int = 6000,
-    n_donors: int = 4,
+    n_donors: int = 6,
     n_noise_genes: int = 300,
     module_size: int = 15,
     umap: bool = True,
@@ -507,7 +507,7 @@ def simulate_kidney(
     >>> list(adata.obs["cell_type"].cat.categories)
     ['PT', 'TAL', 'DCT', 'CD', 'EC', 'Immune', 'Fib']
     """
-    n_donors = _check_int("n_donors", n_donors, 1, "4")
+    n_donors = _check_int("n_donors", n_donors, 1, "6")
     n_cells = _check_int("n_cells", n_cells, max(_MIN_CELLS, _MIN_CELLS_PER_DONOR * len(CONDITIONS) * n_donors), "6000")
     n_noise_genes = _check_int("n_noise_genes", n_noise_genes, 0, "300")
     module_size = _check_int("module_size", module_size, _MIN_MODULE_SIZE, "15")
@@ -663,7 +663,7 @@ def _atlas_candidates() -> list[Path]:
 def kidney() -> anndata.AnnData:
     """Load the shipped SIMULATED kidney-like atlas: ``simulate_kidney()`` at its defaults, with a real UMAP.
 
-    6,000 cells x 446 genes from 12 donors (4 per condition: reference, AKI, CKD), seven cell types and
+    6,000 cells x 446 genes from 18 donors (6 per condition: reference, AKI, CKD), seven cell types and
     six planted programs (``injury``, ``homeostatic``, ``fibrosis``, ``gradient``, ``pt_segment``,
     ``interferon``); the layout is documented in :func:`simulate_kidney`. The file holds only the
     simulated data (no LAVA results), without scanpy's kNN graph (``obsp``, ``uns["neighbors"]``) to

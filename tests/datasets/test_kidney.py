@@ -88,7 +88,7 @@ def _check_layout(adata: anndata.AnnData, n_cells: int, n_donors: int, n_noise: 
 
 
 def test_layout_small(small):
-    _check_layout(small, 3000, 4, 300, 15)
+    _check_layout(small, 3000, 6, 300, 15)
     assert list(small.uns["planted"]["injury"]["genes"][:4]) == ["HAVCR1", "LCN2", "VCAM1", "SPP1"]
     assert {"LRP2", "UMOD", "AQP2", "PECAM1", "PTPRC", "COL1A1", "gene_0", "gene_299"} <= set(small.var_names)
 
@@ -159,15 +159,15 @@ def test_donor_effects(small):
     act = small.obs["active_injury"].to_numpy()
     donors = small.obs["donor"].to_numpy()
     per_donor = [_mean_pairwise_corr(x[act & (donors == d)][:, idx]) for d in np.unique(donors[act])]
-    assert len(per_donor) == 8
+    assert len(per_donor) == 12  # 6 AKI + 6 CKD donors
     assert min(per_donor) > 0.2
     assert max(per_donor) - min(per_donor) > 0.02
 
 
 def test_deterministic():
-    a = simulate_kidney(n_cells=600, umap=False, random_state=7)
-    b = simulate_kidney(n_cells=600, umap=False, random_state=7)
-    c = simulate_kidney(n_cells=600, umap=False, random_state=8)
+    a = simulate_kidney(n_cells=900, umap=False, random_state=7)
+    b = simulate_kidney(n_cells=900, umap=False, random_state=7)
+    c = simulate_kidney(n_cells=900, umap=False, random_state=8)
     assert (a.X != b.X).nnz == 0
     assert (a.layers["counts"] != b.layers["counts"]).nnz == 0
     pd.testing.assert_frame_equal(a.obs, b.obs)
@@ -203,7 +203,7 @@ def test_roundtrip_h5ad(small, tmp_path):
 
 
 def test_shipped_atlas_layout(atlas):
-    _check_layout(atlas, 6000, 4, 300, 15)
+    _check_layout(atlas, 6000, 6, 300, 15)
     assert atlas.uns["simulation"]["umap"]
     assert "lava" not in atlas.uns and not any(k.startswith("lava") for k in atlas.obsm)
     # same data as the simulator at its defaults (the shipped copy only drops the kNN graph)
@@ -265,7 +265,7 @@ def test_gene_sets():
     assert all(len(set(v)) == len(v) for v in sets.values())
     for ct in CELL_TYPES:
         assert f"{ct.upper()}_MARKERS_SIM" in sets
-    ad = simulate_kidney(n_cells=600, umap=False)
+    ad = simulate_kidney(n_cells=900, umap=False)
     genes = set(ad.var_names)
     planted = {p: set(ad.uns["planted"][p]["genes"]) for p in PROGRAMS}
     # one set per program: close to, not identical with, the planted genes
@@ -283,7 +283,7 @@ def test_gene_sets():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_cells": 100}, "n_cells.*at least 600"),
+        ({"n_cells": 100}, "n_cells.*at least 900"),
         ({"n_cells": 1000, "n_donors": 8}, "n_cells.*at least 1200"),
         ({"n_donors": 0}, "n_donors.*at least 1"),
         ({"module_size": 2}, "module_size.*at least 3"),
@@ -315,4 +315,4 @@ def test_gene_sets_bad_args():
 
 def test_keyword_only():
     with pytest.raises(TypeError):
-        simulate_kidney(600)  # type: ignore[misc]
+        simulate_kidney(900)  # type: ignore[misc]
