@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import scipy.sparse as sp
 
 from lava_sc._core.blas import syrk_upper
@@ -154,7 +153,7 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes):
             if w * 1000 >= lo:
                 ref_null[s, min(int(w * 1000), 999)] += 1
     np.testing.assert_array_equal(h_obs, ref_obs)
-    assert sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist())) == sorted(
+    assert sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist(), strict=True)) == sorted(
         (int(i), int(j), float(v), int(s)) for i, j, v, s in cands
     )
     # corrected null values are float32 sums in another order: allow a bin of rounding
