@@ -10,7 +10,12 @@ import pytest
 from nbclient import NotebookClient
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
-NOTEBOOKS = ["01_quickstart_pbmc.ipynb", "02_planted_simulation.ipynb", "03_images_mnist.ipynb"]
+NOTEBOOKS = [
+    "01_quickstart_pbmc.ipynb",
+    "02_kidney_disease_signals.ipynb",
+    "03_images_mnist.ipynb",
+    "04_planted_simulation.ipynb",
+]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
