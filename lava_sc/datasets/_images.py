@@ -17,10 +17,14 @@ def _image_adata(pixels: np.ndarray, labels: np.ndarray, side: int, name: str, *
     adata.uns["image_shape"] = np.array([side, side])
     if embed:
         import scanpy as sc
+        from threadpoolctl import threadpool_limits
 
-        sc.pp.pca(adata, n_comps=min(30, side * side - 1), random_state=random_state)
-        sc.pp.neighbors(adata, n_neighbors=15, random_state=random_state, transformer="sklearn")
-        sc.tl.umap(adata, random_state=random_state)
+        # one BLAS thread: the PCA's last bits depend on the thread count and UMAP amplifies them, so
+        # the same random_state would give another embedding (and other modules) on another machine
+        with threadpool_limits(limits=1, user_api="blas"):
+            sc.pp.pca(adata, n_comps=min(30, side * side - 1), random_state=random_state)
+            sc.pp.neighbors(adata, n_neighbors=15, random_state=random_state, transformer="sklearn")
+            sc.tl.umap(adata, random_state=random_state)
     return adata
 
 

@@ -377,6 +377,14 @@ def _synthetic_layout(rng, type_idx, cond_idx, axes) -> np.ndarray:
 
 
 def _embed(adata: anndata.AnnData, *, umap: bool, random_state: int, layout: np.ndarray) -> None:
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the PCA's last bits depend on the thread count and UMAP amplifies them
+    with threadpool_limits(limits=1, user_api="blas"):
+        _embed_single_threaded(adata, umap=umap, random_state=random_state, layout=layout)
+
+
+def _embed_single_threaded(adata: anndata.AnnData, *, umap: bool, random_state: int, layout: np.ndarray) -> None:
     import scanpy as sc
 
     # the usual recipe: highly variable genes scaled to unit variance, then PCA (centred implicitly by
