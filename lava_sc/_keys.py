@@ -4,9 +4,10 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
 
     obsm[f"{key}_localities"]        sparse CSR, cells x localities, 1.0 where a cell is a member
     obsm[f"{key}_activity"]          DataFrame, cells x modules, module activity per cell
+    obs[f"{key}_in_degree"]          float, each cell's kNN in-degree in the embedding (tl.localities)
     uns[key]["params"]               {"localities": {...}, "correlations": {...}, "modules": {...}}
     uns[key]["probes"]               ndarray, localities x embedding dims
-    uns[key]["localities"]           dict of diagnostics (alpha, beta, coverage_loss, ...)
+    uns[key]["localities"]           dict of scalar diagnostics (alpha, beta, coverage_loss, n_uncovered, ...)
     uns[key]["genes"]                ndarray of str, the genes that were tested
     uns[key]["sketch"]               sparse CSR, localities x pairs, correlation of significant pairs
     uns[key]["pairs"]                DataFrame, one row per sketch column: gene_a, gene_b, support, mean_r
@@ -16,6 +17,10 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
     uns[key]["locality_activity"]    DataFrame, localities x modules
     uns[key]["enrichment"]           DataFrame: module, gene_set, overlap, ..., pvalue, qvalue, genes
     uns[key]["differential"]         DataFrame: module, <within>, condition, reference, ... (tl.differential)
+
+Everything with one entry per cell lives in ``obs`` / ``obsm``, so that ``adata[mask]`` subsets it with
+the cells; ``uns`` holds only per-locality, per-pair, per-module and scalar entries. A cell's coverage
+(how many localities contain it) is the row sum of ``obsm[f"{key}_localities"]``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_KEY = "lava"
+#: default ``key_added`` of tl.counterfactual_attribution and tl.module_faithfulness (uns[key_added])
+DAC_KEY = "dac"
+FAITHFULNESS_KEY = "faithfulness"
+#: default ``key_added`` of tl.stability (uns[key_added])
+STABILITY_KEY = "stability"
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,10 @@ class Keys:
     @property
     def obsm_activity(self) -> str:
         return f"{self.key}_activity"
+
+    @property
+    def obs_in_degree(self) -> str:
+        return f"{self.key}_in_degree"
 
     # entries inside uns[key]
     params = "params"

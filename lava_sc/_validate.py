@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -119,6 +119,10 @@ def expression(adata: AnnData, layer: str | None):
         return values
     if hasattr(values, "to_memory"):  # backed sparse dataset
         values = values.to_memory()
+    elif not sp.issparse(values) and not isinstance(values, np.ndarray):  # backed dense (h5py.Dataset), np.matrix
+        values = np.asarray(values)
+    if sp.issparse(values) and values.format not in ("csr", "csc"):  # COO, LIL, DOK, BSR: the kernels read CSR
+        values = values.tocsr()
     data = values.data if sp.issparse(values) else np.asarray(values)
     if data.dtype.kind not in "biuf":
         raise TypeError(f"{where} must be numeric, got dtype {data.dtype}; convert it to float.")
@@ -127,11 +131,62 @@ def expression(adata: AnnData, layer: str | None):
     return values
 
 
+#: tools whose results go to ``key_added`` (the others read and write ``key``)
+KEY_ADDED_TOOLS = ("localities", "score")
+
+
+def run_hint(tool: str, key: str) -> str:
+    """A call of ``lava_sc.tl.<tool>`` that writes its results under ``key`` (with the right argument name)."""
+    argument = "key_added" if tool in KEY_ADDED_TOOLS else "key"
+    extra = {"enrich": "gene_sets, ", "score": "modules, "}.get(tool, "")
+    return f"lava_sc.tl.{tool}(adata, {extra}{argument}={key!r})"
+
+
 def require(adata: AnnData, key: str, entry: str, tool: str) -> None:
     """Raise a KeyError saying which tool to run first when ``uns[key][entry]`` is missing."""
     keys = Keys(key)
-    present = keys.uns in adata.uns and entry in adata.uns[keys.uns]
+    present = keys.uns in adata.uns and isinstance(adata.uns[keys.uns], Mapping) and entry in adata.uns[keys.uns]
     if entry == "localities":
         present = present and keys.obsm_localities in adata.obsm
     if not present:
-        raise KeyError(f"No LAVA {entry} under key {key!r}; run lava_sc.tl.{tool}(adata, key_added={key!r}) first.")
+        raise KeyError(f"No LAVA {entry} under key {key!r}; run {run_hint(tool, key)} first.")
+
+
+def check_localities(adata: AnnData, key: str, *, sketch: bool = False) -> None:
+    """Raise when the stored localities no longer belong together.
+
+    ``obsm[f"{key}_localities"]`` (cells x localities), ``uns[key]["probes"]`` (one row per locality)
+    and, with ``sketch=True``, ``uns[key]["sketch"]`` (one row per locality) come from one run of
+    :func:`lava_sc.tl.localities` / :func:`lava_sc.tl.correlations`; an entry replaced by hand (or
+    copied from another object) would make later steps index out of range or mix localities.
+    """
+    keys = Keys(key)
+    membership = adata.obsm[keys.obsm_localities]
+    if not (sp.issparse(membership) or isinstance(membership, np.ndarray)) or np.ndim(membership) != 2:
+        raise TypeError(
+            f"adata.obsm[{keys.obsm_localities!r}] must be a sparse cells x localities matrix, got "
+            f"{type(membership).__name__}; rerun lava_sc.tl.localities(adata, key_added={key!r})."
+        )
+    n_loc = membership.shape[1]
+    slot = adata.uns[key]
+    sizes = {f"adata.uns[{key!r}]['probes']": len(slot["probes"])} if Keys.probes in slot else {}
+    if sketch and Keys.sketch in slot:
+        sizes[f"adata.uns[{key!r}]['sketch']"] = slot[Keys.sketch].shape[0]
+    for where, n in sizes.items():
+        if n != n_loc:
+            raise ValueError(
+                f"adata.obsm[{keys.obsm_localities!r}] has {n_loc} localities but {where} has {n}: they come from "
+                f"different runs; rerun lava_sc.tl.localities(adata, key_added={key!r}) (then tl.correlations / "
+                "tl.modules)."
+            )
+
+
+def check_per_cell(adata: AnnData, values, where: str, tool: str, key: str) -> None:
+    """Raise when a per-cell result no longer has one row per cell of ``adata`` (e.g. an array kept in ``uns``
+    across ``adata[mask]``): its rows would be misaligned with the cells."""
+    n = np.shape(values)[0] if np.ndim(values) else 0
+    if n != adata.n_obs:
+        raise ValueError(
+            f"{where} has {n} rows but adata has {adata.n_obs} cells, so its rows no longer match the cells "
+            f"(was adata subset after the tool?); rerun {run_hint(tool, key)}."
+        )

@@ -66,3 +66,40 @@ def mnist_lava():
     adata = lv.datasets.mnist(random_state=0)
     lv.tl.modules(adata, resolution=4, random_state=0)
     return adata
+
+
+@pytest.fixture(scope="session")
+def small():
+    """simulate_planted with 600 cells and a ``donor`` column nested in ``condition``; no LAVA results."""
+    import numpy as np
+    import pandas as pd
+
+    adata = lv.datasets.simulate_planted(n_cells=600, random_state=0)
+    donor = adata.obs["condition"].astype(str) + "_d" + (np.arange(adata.n_obs) % 3).astype(str)
+    adata.obs["donor"] = pd.Categorical(donor)
+    return adata
+
+
+@pytest.fixture(scope="session")
+def small_lava(small):
+    """``small`` with default LAVA results under key "lava" (do not modify: copy first)."""
+    adata = small.copy()
+    lv.tl.modules(adata, random_state=0)
+    return adata
+
+
+@pytest.fixture(scope="session")
+def small_sets(small):
+    """The planted programs as gene sets (for tl.enrich)."""
+    planted = small.var["planted_module"].astype(str)
+    return {name: planted.index[planted == name].tolist() for name in ("shared", "typeB", "gradient", "disease_T4")}
+
+
+@pytest.fixture(scope="session")
+def small_all(small_lava, small_sets):
+    """``small_lava`` plus tl.differential, tl.enrich and tl.score results (do not modify: copy first)."""
+    adata = small_lava.copy()
+    lv.tl.differential(adata, "condition", replicate="donor", within="cell_type")
+    lv.tl.enrich(adata, small_sets)
+    lv.tl.score(adata, lv.get.modules(small_lava))
+    return adata

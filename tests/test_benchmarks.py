@@ -26,11 +26,15 @@ def load_run_module():
 
 def test_parts_are_selectable():
     run = load_run_module()
-    assert run.parse_args(["--quick"]).parts == ["hotspot", "floor", "scaling"]
+    assert run.parse_args(["--quick"]).parts == ["hotspot", "floor", "scaling", "fidelity"]
     assert run.parse_args(["--only", "scaling,floor"]).parts == ["scaling", "floor"]
     assert run.parse_args(["--only", "hotspot", "--only", "floor"]).parts == ["hotspot", "floor"]
     full = run.parse_args([])
     assert full.hotspot_cells == [6000, 20000] and full.scaling_cells[-1] == 1_000_000
+    assert full.fidelity_cells == [30_000, 50_000] and len(full.fidelity_seeds) >= 3
+    assert full.fidelity_search_cells is None  # cells // 3 per size
+    custom = run.parse_args(["--only", "fidelity", "--fidelity-cells", "8000", "--fidelity-seeds", "4,5"])
+    assert custom.parts == ["fidelity"] and custom.fidelity_cells == [8000] and custom.fidelity_seeds == [4, 5]
     with pytest.raises(SystemExit):
         run.parse_args(["--only", "gpu"])
 
@@ -48,7 +52,7 @@ def test_quick_run_writes_every_section(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((out / "results_quick.json").read_text())
-    assert {"meta", "hotspot", "floor", "scaling"} <= set(results)
+    assert {"meta", "hotspot", "floor", "scaling", "fidelity"} <= set(results)
     assert results["meta"]["machine"]["cores"] >= 1 and results["meta"]["machine"]["blas"]
 
     (row,) = results["hotspot"]["rows"]
@@ -72,8 +76,30 @@ def test_quick_run_writes_every_section(tmp_path):
         assert {"localities", "correlations", "modules"} <= set(r["stages"])
         assert r["peak_rss_gib"] > 0
 
+    fidelity = results["fidelity"]["rows"]
+    assert {r["params"]["geometry"] for r in fidelity} == {"planted", "blobs"}
+    for r in fidelity:
+        assert r["status"] == "done", r
+        assert r["exact"]["max_exact_cells"] >= r["n_cells"] > r["fast"]["max_exact_cells"]
+        assert r["fast"]["search_cells"] == 2000
+        assert r["exact"]["coverage_loss"] > 0 and r["fast"]["coverage_loss"] > 0
+        assert r["ratio"] == pytest.approx(r["fast"]["coverage_loss"] / r["exact"]["coverage_loss"], rel=1e-3)
+    assert "worst_ratio" in results["fidelity"]["summary"]
+
     table = (out / "results_quick.md").read_text()
     assert "Against Hotspot" in table and "BLAS floor" in table and "Scaling" in table
+    assert "fast path against exact path" in table
     text = readme.read_text()
     assert text.count("<!-- results:start -->") == 1 and text.count("<!-- results:end -->") == 1
     assert table.strip() in text
+
+
+def test_planted_embedding_is_the_simulators():
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import _simulate
+        import numpy as np
+    finally:
+        sys.path.remove(str(RUN.parent))
+    adata = _simulate.simulate_chunked(1500, 60, random_state=3)
+    assert np.array_equal(_simulate.planted_embedding(1500, random_state=3), adata.obsm["X_umap"])

@@ -424,7 +424,14 @@ class SketchOptions:
 
 
 def gene_matrix(values, gene_idx: np.ndarray):
-    """The selected genes as float32 CSR (sparse input) or a C-contiguous array (dense input)."""
+    """The selected genes as float32 CSR (sparse input) or a C-contiguous array (dense input).
+
+    Selecting every gene in order returns ``values`` itself when it already has that form: at a
+    million cells a copy of X is several GiB.
+    """
+    gene_idx = np.asarray(gene_idx)
+    if len(gene_idx) == values.shape[1] and np.array_equal(gene_idx, np.arange(values.shape[1])):
+        return as_sketch_matrix(values)
     sub = values[:, gene_idx]
     if sp.issparse(sub):
         return sp.csr_matrix(sub, dtype=np.float32)

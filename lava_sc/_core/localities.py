@@ -458,16 +458,21 @@ def find_localities(
             points, n_cells, n_loc, search_cells, random_state, bounds, max_evaluations, knn_method, progress
         )
         best = None
-        for alpha_c, beta_c in candidates:  # the subsample's best few, placed on all points
+        for alpha_c, beta_c in candidates:  # the subsample's best few, ranked on all points
             weights = cell_weights(in_degree, mean_dist, alpha_c, beta_c)
-            probes_c = place_probes_fast(points, weights, n_loc, random_state)
+            probes_c = place_probes_fast(points, weights, n_loc, random_state, n_iter=SEARCH_ITERATIONS)
             members_c, coverage_c = members_and_coverage(index, probes_c, n_cells)
             loss_c = coverage_loss(coverage_c, in_degree)
             if best is None or loss_c < best[2]:
-                best = (alpha_c, beta_c, loss_c, probes_c, members_c, coverage_c)
+                best = (alpha_c, beta_c, loss_c, probes_c, members_c, coverage_c, weights)
             if progress is not None:
                 progress()
-        alpha, beta, loss, probes, members, coverage = best
+        alpha, beta, loss, probes, members, coverage, weights = best
+        final = place_probes(points, weights, n_loc, random_state, init=probes)  # the winner, to convergence
+        final_members, final_coverage = members_and_coverage(index, final, n_cells)
+        final_loss = coverage_loss(final_coverage, in_degree)
+        if final_loss <= loss:
+            loss, probes, members, coverage = final_loss, final, final_members, final_coverage
         n_eval += len(candidates)
     return LocalityResult(
         probes=probes,

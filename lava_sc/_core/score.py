@@ -9,14 +9,28 @@ and the correlation of pair ``(a, b)`` is the dot product of columns ``a`` and `
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
-from .correlations import column_floor, locality_cells, rows_dense, standardise
+from .correlations import (
+    _column_stats,
+    as_sketch_matrix,
+    column_floor,
+    gather_rows,
+    locality_cells,
+    resolve_n_jobs,
+    standardise,
+    thread_workspace,
+)
 
 #: pairs correlated at once inside a locality (bounds the n_cells x pairs temporaries)
 PAIR_CHUNK = 50_000
+#: cell sets per unit of work handed to a thread
+SETS_PER_CHUNK = 16
 
 
 def pair_dots(z: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray) -> np.ndarray:
@@ -28,19 +42,48 @@ def pair_dots(z: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray) -> np.ndarr
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _pair_r(block, mean, inv_norm, gene_a, gene_b):
+    """Pearson r of column pairs of a Fortran-ordered block from its column means and 1 / centred norms."""
+    n = block.shape[0]
+    out = np.empty(len(gene_a))
+    for q in range(len(gene_a)):
+        a, b = gene_a[q], gene_b[q]
+        ma, mb = mean[a], mean[b]
+        acc = 0.0
+        for r in range(n):
+            acc += (block[r, a] - ma) * (block[r, b] - mb)
+        out[q] = acc * inv_norm[a] * inv_norm[b]
+    return out
+
+
+def set_pair_r(block, floor, gene_a, gene_b, min_detected: float, covariates=None) -> np.ndarray:
+    """Pearson (or, with ``covariates``, partial) r of each pair among one cell set's rows of ``block``.
+
+    ``block`` is cells x genes, Fortran-ordered float32. A gene constant in the set has r = 0 with
+    every partner, and a pair counts as 0 where one of its genes is detected (above its ``floor``)
+    in fewer than ``min_detected`` of the cells.
+    """
+    n = block.shape[0]
+    mean, norm, det, amax = _column_stats(block, np.asarray(floor, dtype=np.float32))
+    if covariates is None:
+        valid = norm > 1e-6 * np.maximum(amax, 1e-12) * np.sqrt(n)
+        inv_norm = np.where(valid, 1.0 / np.where(valid, norm, 1.0), 0.0)
+        r = _pair_r(block, mean, inv_norm, gene_a, gene_b)
+    else:
+        z, _ = standardise(block, covariates)
+        r = pair_dots(z, gene_a, gene_b)
+    detected = det >= min_detected
+    r[~(detected[gene_a] & detected[gene_b])] = 0.0
+    return r
+
+
 def locality_pair_r(
     block: np.ndarray, floor: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, min_detected: float
 ) -> np.ndarray:
-    """Pearson r of each pair among one locality's cells (``block``: cells x genes, dense).
-
-    A gene constant in the locality has r = 0 with every partner, and a pair counts as 0 where one of
-    its genes is detected (above its ``floor``) in fewer than ``min_detected`` of the cells.
-    """
-    z, _ = standardise(block)
-    detected = (block > floor).mean(axis=0) >= min_detected
-    r = pair_dots(z, gene_a, gene_b)
-    r[~(detected[gene_a] & detected[gene_b])] = 0.0
-    return r
+    """Pearson r of each pair among one locality's cells (``block``: cells x genes, dense; see :func:`set_pair_r`)."""
+    block = np.asfortranarray(block, dtype=np.float32)
+    return set_pair_r(block, floor, np.asarray(gene_a, np.int64), np.asarray(gene_b, np.int64), min_detected)
 
 
 def module_locality_activity(
@@ -54,6 +97,7 @@ def module_locality_activity(
     *,
     min_detected: float = 0.1,
     progress: Callable[[], object] | None = None,
+    n_jobs: int | None = None,
 ) -> np.ndarray:
     """Weighted mean correlation of each module's pairs in each locality (localities x modules).
 
@@ -76,24 +120,21 @@ def module_locality_activity(
         is detected in fewer than this fraction of the locality's cells.
     progress
         Called once per locality.
+    n_jobs
+        Threads (see :func:`~lava_sc._core.correlations.resolve_n_jobs`); the result does not depend on it.
     """
-    gene_a = np.asarray(gene_a, dtype=np.int64)
-    gene_b = np.asarray(gene_b, dtype=np.int64)
-    module = np.asarray(module, dtype=np.int64)
-    weight = np.asarray(weight, dtype=np.float64)
-    total = np.bincount(module, weights=weight, minlength=n_modules)
-    if np.any(total == 0):
-        raise ValueError("Every module needs pairs whose weights do not sum to 0.")
-    floor = column_floor(matrix)
-    n_loc = membership.shape[1]
-    out = np.zeros((n_loc, n_modules))
-    for loc in range(n_loc):
-        block = rows_dense(matrix, locality_cells(membership, loc))
-        r = locality_pair_r(block, floor, gene_a, gene_b, min_detected)
-        out[loc] = np.bincount(module, weights=weight * r, minlength=n_modules) / total
-        if progress is not None:
-            progress()
-    return out
+    return module_set_activity(
+        matrix,
+        membership,
+        gene_a,
+        gene_b,
+        module,
+        weight,
+        n_modules,
+        min_detected=min_detected,
+        progress=progress,
+        n_jobs=n_jobs,
+    )
 
 
 def module_set_activity(
@@ -108,17 +149,14 @@ def module_set_activity(
     min_detected: float = 0.1,
     covariates: np.ndarray | None = None,
     progress: Callable[[], object] | None = None,
+    n_jobs: int | None = None,
 ) -> np.ndarray:
     """:func:`module_locality_activity` for any cell sets (columns of ``membership``), optionally partial.
 
-    Without ``covariates`` this is :func:`module_locality_activity`. With ``covariates`` (cells x k),
-    each set's expression is residualised on the set's covariates before correlating (the partial
-    correlation of ``tl.correlations(partial_out=...)``), with the same detection rule.
+    With ``covariates`` (cells x k), each set's expression is residualised on the set's covariates
+    before correlating (the partial correlation of ``tl.correlations(partial_out=...)``), with the
+    same detection rule. Sets run in ``n_jobs`` threads.
     """
-    if covariates is None:
-        return module_locality_activity(
-            matrix, membership, gene_a, gene_b, module, weight, n_modules, min_detected=min_detected, progress=progress
-        )
     gene_a = np.asarray(gene_a, dtype=np.int64)
     gene_b = np.asarray(gene_b, dtype=np.int64)
     module = np.asarray(module, dtype=np.int64)
@@ -126,16 +164,26 @@ def module_set_activity(
     total = np.bincount(module, weights=weight, minlength=n_modules)
     if np.any(total == 0):
         raise ValueError("Every module needs pairs whose weights do not sum to 0.")
+    matrix = as_sketch_matrix(matrix)
     floor = column_floor(matrix)
-    out = np.zeros((membership.shape[1], n_modules))
-    for col in range(membership.shape[1]):
-        cells = locality_cells(membership, col)
-        block = rows_dense(matrix, cells)
-        z, _ = standardise(block, covariates[cells])
-        r = pair_dots(z, gene_a, gene_b)
-        detected = (block > floor).mean(axis=0) >= min_detected
-        r[~(detected[gene_a] & detected[gene_b])] = 0.0
-        out[col] = np.bincount(module, weights=weight * r, minlength=n_modules) / total
-        if progress is not None:
-            progress()
+    membership = sp.csc_matrix(membership)
+    n_sets = membership.shape[1]
+    out = np.zeros((n_sets, n_modules))
+
+    def run(cols: range) -> range:
+        ws = thread_workspace()
+        for col in cols:
+            cells = locality_cells(membership, col)
+            block = gather_rows(matrix, cells, ws.get("block", (len(cells), matrix.shape[1])))
+            cov = None if covariates is None else covariates[cells]
+            r = set_pair_r(block, floor, gene_a, gene_b, min_detected, cov)
+            out[col] = np.bincount(module, weights=weight * r, minlength=n_modules) / total
+        return cols
+
+    chunks = [range(s, min(s + SETS_PER_CHUNK, n_sets)) for s in range(0, n_sets, SETS_PER_CHUNK)]
+    jobs = min(resolve_n_jobs(n_jobs), max(len(chunks), 1))
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(jobs, 1)) as pool:
+        for cols in pool.map(run, chunks):
+            for _ in cols if progress is not None else ():
+                progress()
     return out

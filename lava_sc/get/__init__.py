@@ -1,9 +1,23 @@
 """Tidy DataFrame accessors for LAVA results."""
 
 from ._activity import activity
+from ._attribution import attribution
+from ._counterfactual import counterfactual, faithfulness
 from ._differential import differential
 from ._enrichment import enrichment
 from ._gene_sets import gene_sets
 from ._modules import module_genes, modules
+from ._stability import stability
 
-__all__ = ["modules", "module_genes", "activity", "differential", "gene_sets", "enrichment"]
+__all__ = [
+    "modules",
+    "module_genes",
+    "activity",
+    "differential",
+    "gene_sets",
+    "enrichment",
+    "attribution",
+    "counterfactual",
+    "faithfulness",
+    "stability",
+]

@@ -4,7 +4,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import DEFAULT_KEY, Keys
-from .._validate import check_adata, check_choice, check_key, require
+from .._validate import check_adata, check_choice, check_key, check_per_cell, require
 
 
 def activity(adata: AnnData, key: str = DEFAULT_KEY, level: str = "cells") -> pd.DataFrame:
@@ -18,8 +18,16 @@ def activity(adata: AnnData, key: str = DEFAULT_KEY, level: str = "cells") -> pd
     if keys.obsm_activity not in adata.obsm:
         raise KeyError(f"obsm[{keys.obsm_activity!r}] is missing; run lava_sc.tl.modules(adata, key={key!r}).")
     values = adata.obsm[keys.obsm_activity]
+    check_per_cell(adata, values, f"adata.obsm[{keys.obsm_activity!r}]", "modules", key)
     frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values)
     frame = frame.copy()
     frame.index = adata.obs_names.copy()
-    frame.columns = adata.uns[key][Keys.locality_activity].columns.astype(str)
+    names = adata.uns[key][Keys.locality_activity].columns.astype(str)
+    if frame.shape[1] != len(names):
+        raise ValueError(
+            f"adata.obsm[{keys.obsm_activity!r}] has {frame.shape[1]} modules but "
+            f"adata.uns[{key!r}][{Keys.locality_activity!r}] has {len(names)}: they come from different runs; "
+            f"rerun lava_sc.tl.modules(adata, key={key!r})."
+        )
+    frame.columns = names
     return frame

@@ -5,5 +5,6 @@ from ._differential import differential
 from ._localities import localities
 from ._module_network import module_network
 from ._module_pixels import module_pixels
+from ._stability import stability
 
-__all__ = ["activity", "localities", "module_network", "module_pixels", "differential"]
+__all__ = ["activity", "localities", "module_network", "module_pixels", "differential", "stability"]

@@ -16,7 +16,7 @@ from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
 from .._keys import DEFAULT_KEY, Keys
-from .._validate import check_adata, check_key, require
+from .._validate import check_adata, check_key, check_localities, require
 from ._utils import default_point_size, embedding_2d, finish, new_axes, style_embedding_axes
 
 _DIAGNOSTIC_COLORS = ("coverage", "in_degree")
@@ -50,8 +50,11 @@ def localities(
         Key of the LAVA results in ``uns`` / ``obsm``.
     color
         Colour of the cells: ``"coverage"`` (how many localities contain the cell; uncovered cells are
-        marked with a red ring), ``"in_degree"`` (the cell's kNN in-degree, which coverage should
-        track), a column of ``adata.obs`` (numeric or categorical), or ``None`` for grey.
+        marked with a red ring; counted from ``obsm[f"{key}_localities"]``, so it follows ``adata[mask]``),
+        ``"in_degree"`` (the cell's kNN in-degree, which coverage should track; refused with a
+        ValueError once the cells were subset or reordered after :func:`~lava_sc.tl.localities`, unless
+        it is stored per cell in ``obs[f"{key}_in_degree"]``), a column of ``adata.obs`` (numeric or
+        categorical), or ``None`` for grey.
     show_members
         A locality (index ``3`` or id ``"L3"``) or a list of them whose member cells are outlined,
         each in its own colour, with the convex hull of the members.
@@ -75,6 +78,7 @@ def localities(
     key = check_key(key)
     require(adata, key, Keys.localities, "localities")
     require(adata, key, Keys.probes, "localities")
+    check_localities(adata, key)
     slot = adata.uns[key]
     keys = Keys(key)
     membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
@@ -99,7 +103,7 @@ def localities(
     ax = new_axes(ax, (6.2, 5.0))
     if size is None:
         size = default_point_size(adata.n_obs)
-    uncovered = _draw_cells(ax, adata, slot, coords, color, size)
+    uncovered = _draw_cells(ax, adata, key, slot, coords, color, size)
 
     if probe_labels is None:
         probe_labels = n_loc <= 60
@@ -162,7 +166,7 @@ def _selected(show_members, n_loc: int) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size: float):
+def _draw_cells(ax: Axes, adata: AnnData, key: str, slot, coords: np.ndarray, color, size: float):
     """Draw the cells; returns the artist marking uncovered cells, if any (for the legend)."""
     kw = dict(s=size, edgecolors="none", zorder=1)
     if color is None:
@@ -170,16 +174,8 @@ def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size:
         return
     if not isinstance(color, str):
         raise TypeError(f"`color` must be 'coverage', 'in_degree', an obs column or None, got {color!r}.")
-    diag = slot.get(Keys.localities, {})
     if color in _DIAGNOSTIC_COLORS:
-        if color not in diag:
-            raise KeyError(
-                f"adata.uns[...][{Keys.localities!r}] has no {color!r}; rerun lava_sc.tl.localities(adata) "
-                "or pass `color=None`."
-            )
-        values = np.asarray(diag[color], dtype=np.float64).ravel()
-        if values.shape[0] != adata.n_obs:
-            raise ValueError(f"{color!r} has {values.shape[0]} values for {adata.n_obs} cells; rerun the localities.")
+        values = _per_cell_diagnostic(adata, key, slot, color)
         label = "localities covering the cell" if color == "coverage" else "kNN in-degree"
         _continuous(ax, coords, values, label, kw, integer=color == "coverage")
         if color == "coverage":
@@ -222,6 +218,39 @@ def _draw_cells(ax: Axes, adata: AnnData, slot, coords: np.ndarray, color, size:
         )
         return
     _continuous(ax, coords, column.to_numpy(dtype=np.float64), color, kw, integer=False)
+
+
+def _per_cell_diagnostic(adata: AnnData, key: str, slot, color: str) -> np.ndarray:
+    """``coverage`` or ``in_degree``, one value per cell of ``adata`` in its current order.
+
+    Coverage is counted from the membership in ``obsm``, which anndata subsets and reorders with the
+    cells. ``in_degree`` is read from ``obs[f"{key}_in_degree"]`` when the tool wrote it there, else from
+    the diagnostics in ``uns`` (one value per cell of the object the localities were placed on): those
+    are used only when the stored coverage still equals the membership's, i.e. the cells are the same
+    and in the same order; after ``adata[mask]`` or a reordering they would be misaligned.
+    """
+    membership = sp.csr_matrix(adata.obsm[Keys(key).obsm_localities])
+    coverage = np.diff(membership.indptr).astype(np.float64)
+    if color == "coverage":
+        return coverage
+    column = Keys(key).obs_in_degree
+    if column in adata.obs.columns:
+        return adata.obs[column].to_numpy(dtype=np.float64)
+    diag = slot.get(Keys.localities, {})
+    if color not in diag:
+        raise KeyError(
+            f"adata.uns[{key!r}][{Keys.localities!r}] has no {color!r}; rerun "
+            f"lava_sc.tl.localities(adata, key_added={key!r}) or pass `color=None`."
+        )
+    values = np.asarray(diag[color], dtype=np.float64).ravel()
+    stored = np.asarray(diag.get("coverage", []), dtype=np.float64).ravel()
+    if values.shape[0] != adata.n_obs or not np.array_equal(stored, coverage):
+        raise ValueError(
+            f"The stored {color!r} (one value per cell when the localities were placed) no longer matches the "
+            f"{adata.n_obs} cells of adata in their current order (was adata subset or reordered?); rerun "
+            f"lava_sc.tl.localities(adata, key_added={key!r}) or pass color='coverage'."
+        )
+    return values
 
 
 def _continuous(ax: Axes, coords, values, label: str, kw: dict, *, integer: bool) -> None:

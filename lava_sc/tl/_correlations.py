@@ -9,13 +9,25 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core import distributed
-from .._core.correlations import SketchOptions, gene_matrix, resolve_n_jobs, sketch_localities
+from .._core.correlations import LocalitySketch, SketchOptions, gene_matrix, resolve_n_jobs, sketch_localities
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, progress, store, store_params
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression, require
+from .._validate import (
+    check_adata,
+    check_choice,
+    check_float,
+    check_int,
+    check_key,
+    check_localities,
+    expression,
+    require,
+)
 
 #: without ``highly_variable`` and ``genes=``, at most this many of the most variable genes are tested
 MAX_DEFAULT_GENES = 2000
+
+#: localities with fewer cells (left after subsetting adata) have no correlations and are skipped
+MIN_LOCALITY_CELLS = 3
 
 
 def correlations(
@@ -121,6 +133,7 @@ def correlations(
     check_adata(adata)
     key = check_key(key)
     require(adata, key, "localities", "localities")
+    check_localities(adata, key)
     fdr = check_float("fdr", fdr, low=0.0, high=1.0, open_low=True)
     check_choice("alternative", alternative, ("greater", "two-sided"))
     min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
@@ -157,11 +170,12 @@ def correlations(
         two_sided=alternative == "two-sided",
         max_partners=max_partners,
     )
-    with progress(n_loc, "locality correlations") as bar:
+    kept = shrunk_localities(adata, key, membership)
+    with progress(len(kept), "locality correlations") as bar:
         if lazy:
             per_locality = distributed.sketch_localities_dask(
                 matrix,
-                membership,
+                membership if len(kept) == n_loc else membership[:, kept],
                 options,
                 covariates=covariates,
                 random_state=random_state,
@@ -171,13 +185,18 @@ def correlations(
         else:
             per_locality = sketch_localities(
                 matrix,
-                membership,
+                membership if len(kept) == n_loc else membership[:, kept],
                 options,
                 covariates=covariates,
                 random_state=random_state,
                 progress=bar.update,
                 n_jobs=n_threads,
             )
+    if len(kept) < n_loc:  # skipped localities: no tests, no associations
+        found = dict(zip(kept.tolist(), per_locality, strict=True))
+        none = np.zeros(0, dtype=np.int64)
+        empty = LocalitySketch(none, none, np.zeros(0, dtype=np.float32), 0, 0)
+        per_locality = [found.get(loc, empty) for loc in range(n_loc)]
     sketch, pairs = assemble_sketch(per_locality, n_genes)
     gene_names = adata.var_names[gene_idx].to_numpy().astype(str)
     pairs.insert(0, "gene_b", gene_names[pairs.pop("b").to_numpy()].tolist())
@@ -223,6 +242,32 @@ def correlations(
         [f"'{key}': 'sketch', 'pairs', 'genes', 'correlations', params (adata.uns)"],
     )
     return adata if copy else None
+
+
+def shrunk_localities(adata: AnnData, key: str, membership: sp.csc_matrix) -> np.ndarray:
+    """Indices of the localities to correlate, warning about localities that lost cells.
+
+    After ``adata[mask]`` the membership keeps, for each locality, only its cells that are left:
+    localities with fewer than :data:`MIN_LOCALITY_CELLS` cells are skipped (a warning says how many),
+    and an error is raised when none is left.
+    """
+    sizes = np.diff(membership.indptr)
+    recorded = adata.uns[key].get("params", {}).get("localities", {}).get("n_cells")
+    kept = np.flatnonzero(sizes >= MIN_LOCALITY_CELLS)
+    hint = f"rerun lava_sc.tl.localities(adata, key_added={key!r}) to place localities on these cells"
+    if len(kept) == 0:
+        raise ValueError(
+            f"Every locality under key {key!r} has fewer than {MIN_LOCALITY_CELLS} cells (was adata subset after "
+            f"lava_sc.tl.localities?); {hint}."
+        )
+    if recorded is not None and sizes.min() < int(recorded):
+        logg.warning(
+            f"{int((sizes < int(recorded)).sum())} of {len(sizes)} localities have fewer than the {int(recorded)} "
+            f"cells they were placed with (was adata subset after lava_sc.tl.localities?); "
+            f"{len(sizes) - len(kept)} with fewer than {MIN_LOCALITY_CELLS} cells are skipped. To correlate "
+            f"localities of full size, {hint}."
+        )
+    return kept
 
 
 def check_memory(n_cells: int, n_genes: int, n_threads: int = 1) -> None:
@@ -321,7 +366,13 @@ def covariate_matrix(adata: AnnData, partial_out, n_components: int) -> np.ndarr
     if partial_out is None:
         return None
     if isinstance(partial_out, str) and partial_out in adata.obsm:
-        cov = np.asarray(adata.obsm[partial_out])[:, :n_components].astype(np.float64)
+        cov = np.asarray(adata.obsm[partial_out])
+        if cov.dtype.kind not in "biuf" or cov.ndim != 2:
+            raise TypeError(
+                f"`partial_out`: adata.obsm[{partial_out!r}] must be a numeric cells x components matrix "
+                f"(got dtype {cov.dtype}, shape {cov.shape}); pass a numeric representation such as 'X_pca'."
+            )
+        cov = cov[:, :n_components].astype(np.float64)
     else:
         columns = [partial_out] if isinstance(partial_out, str) else list(partial_out)
         missing = [c for c in columns if c not in adata.obs]

@@ -135,7 +135,7 @@ def enrich(
 def resolve_universe(tested, universe) -> pd.Index:
     """The universe as a unique index of gene names."""
     if universe is None:
-        return pd.Index(np.asarray(tested).astype(str)).unique()
+        return pd.Index(np.asarray(tested, dtype=object).astype(str)).unique()  # zarr may read StringDType
     if isinstance(universe, str) or not np.iterable(universe):
         raise TypeError(f"`universe` must be a list of gene names or None, got {type(universe).__name__}.")
     values = list(universe)

@@ -36,6 +36,11 @@ def localities(
     ``n_cells`` nearest neighbours). ``scipy.optimize.direct`` chooses alpha and beta so that how often
     each cell is covered tracks its in-degree. A locality is the ``n_cells`` cells nearest a probe.
 
+    The l-means is greedy weighted k-means++ (on a spatial grid for 2-d embeddings) followed by
+    Lloyd iterations with KD-tree assignment; embeddings with more than 10 dimensions use
+    scikit-learn's ``KMeans``. Each DIRECT evaluation ranks (alpha, beta) after 10 Lloyd iterations,
+    and the winner is run to convergence.
+
     Parameters
     ----------
     adata
@@ -53,10 +58,12 @@ def localities(
     knn_method
         ``"auto"``, ``"exact"`` or ``"pynndescent"``.
     max_exact_cells
-        Above this many cells, DIRECT searches alpha and beta on a uniform subsample of 20,000
-        cells, and the probes of all cells come from one fast weighted l-means (Lloyd iterations
-        with KD-tree assignment, seeded by weighted k-means++): the exact search would re-run a full
-        k-means at every evaluation.
+        Above this many cells, DIRECT searches alpha and beta on a uniform subsample scaled to the
+        same geometry (at least 20,000 cells, and at least 20 per locality; the same number of
+        localities with proportionally fewer cells each, so they cover the same extent of the
+        embedding), and the five best (alpha, beta) are placed on all cells, keeping the best: the
+        exact search would re-run a k-means of all cells at every evaluation. On data where both
+        run, the coverage loss of this path is within 5% of the exact one (see ``benchmarks/``).
     random_state
         Seed for l-means and pynndescent.
     key_added
@@ -70,8 +77,11 @@ def localities(
 
     - ``obsm[f"{key_added}_localities"]``: sparse cells x localities membership (1.0 = member);
     - ``uns[key_added]["probes"]``: probe coordinates, localities x dims;
-    - ``uns[key_added]["localities"]``: diagnostics ``alpha``, ``beta``, ``coverage_loss``,
-      ``n_uncovered``, ``coverage`` (per cell) and ``in_degree`` (per cell);
+    - ``uns[key_added]["localities"]``: diagnostics ``basis``, ``n_localities``, ``alpha``, ``beta``,
+      ``coverage_loss``, ``n_uncovered`` and ``n_evaluations``;
+    - ``obs[f"{key_added}_in_degree"]``: each cell's kNN in-degree (what coverage is matched to). A
+      cell's coverage is the row sum of the membership. Everything per cell lives in ``obs`` /
+      ``obsm``, so ``adata[mask]`` keeps it aligned;
     - ``uns[key_added]["params"]["localities"]``.
 
     Earlier results under the same key (correlations, modules, ``obsm[f"{key_added}_activity"]``)
@@ -88,7 +98,7 @@ def localities(
     if n_obs < 10:
         raise ValueError(f"adata has {n_obs} cells; LAVA needs at least 10 (and ideally thousands).")
     overlap = check_float("overlap", overlap, low=0.0, open_low=True)
-    max_evaluations = check_int("max_evaluations", max_evaluations, low=5)
+    max_evaluations = check_int("max_evaluations", max_evaluations, low=5, high=100_000)
     max_exact_cells = check_int("max_exact_cells", max_exact_cells, low=1000)
     check_choice("knn_method", knn_method, ("auto", "exact", "pynndescent"))
     random_state = check_int("random_state", random_state, low=0)
@@ -133,10 +143,9 @@ def localities(
             "coverage_loss": result.coverage_loss,
             "n_uncovered": int((result.coverage == 0).sum()),
             "n_evaluations": result.n_evaluations,
-            "coverage": result.coverage.astype(np.int32),
-            "in_degree": result.in_degree.astype(np.float64),
         },
     )
+    adata.obs[keys.obs_in_degree] = result.in_degree.astype(np.float64)
     store_params(
         adata,
         key,
@@ -159,6 +168,7 @@ def localities(
         start,
         [
             f"'{keys.obsm_localities}', locality membership (adata.obsm)",
+            f"'{keys.obs_in_degree}', kNN in-degree (adata.obs)",
             f"'{key}' probes, diagnostics, params (adata.uns)",
         ],
     )

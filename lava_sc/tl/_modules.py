@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._core.correlations import column_floor, gene_matrix, locality_cells, rows_dense, standardise
+from .._core.correlations import gene_matrix
 from .._core.distributed import gather_columns, is_dask
 from .._core.knn import NeighbourIndex
 from .._core.modules import (
@@ -17,9 +17,20 @@ from .._core.modules import (
     nmf_pair_modules,
     order_modules,
 )
+from .._core.score import module_set_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
-from .._utils import log_added, progress, store, store_params
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, expression, require
+from .._utils import log_added, progress, restore_on_error, store, store_params
+from .._validate import (
+    check_adata,
+    check_choice,
+    check_float,
+    check_int,
+    check_key,
+    check_localities,
+    embedding,
+    expression,
+    require,
+)
 from ._correlations import correlations, covariate_matrix
 from ._localities import localities
 
@@ -96,77 +107,79 @@ def modules(
     n_neighbors = check_int("n_neighbors", n_neighbors, low=1)
     random_state = check_int("random_state", random_state, low=0)
     adata = adata.copy() if copy else adata
-    keys = Keys(key)
-    if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or "probes" not in adata.uns[key]:
-        localities(adata, basis, random_state=random_state, key_added=key)
-    if "sketch" not in adata.uns[key]:
-        correlations(adata, layer=layer, key=key, random_state=random_state)
-    require(adata, key, "sketch", "correlations")
+    with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
+        keys = Keys(key)
+        if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or "probes" not in adata.uns[key]:
+            localities(adata, basis, random_state=random_state, key_added=key)
+        if "sketch" not in adata.uns[key]:
+            correlations(adata, layer=layer, key=key, random_state=random_state)
+        require(adata, key, "sketch", "correlations")
+        check_localities(adata, key, sketch=True)
 
-    start = logg.info(f"finding LAVA modules ({method})")
-    slot = adata.uns[key]
-    gene_names = np.asarray(slot["genes"]).astype(str)
-    pairs = slot["pairs"]
-    sketch = sp.csr_matrix(slot["sketch"])
-    gene_index = pd.Index(gene_names)
-    ga = gene_index.get_indexer(pairs["gene_a"].astype(str))
-    gb = gene_index.get_indexer(pairs["gene_b"].astype(str))
-    recurring = np.flatnonzero(pairs["support"].to_numpy() >= min_support)
+        start = logg.info(f"finding LAVA modules ({method})")
+        slot = adata.uns[key]
+        gene_names = np.asarray(slot["genes"], dtype=object).astype(str)  # zarr may read StringDType
+        pairs = slot["pairs"]
+        sketch = sp.csr_matrix(slot["sketch"])
+        gene_index = pd.Index(gene_names)
+        ga = gene_index.get_indexer(pairs["gene_a"].astype(str))
+        gb = gene_index.get_indexer(pairs["gene_b"].astype(str))
+        recurring = np.flatnonzero(pairs["support"].to_numpy() >= min_support)
 
-    labels = np.full(len(pairs), -1, dtype=np.int64)
-    if len(recurring) >= 2:
-        sub = sketch[:, recurring]
-        if method == "leiden":
-            sub_labels = leiden_pair_modules(
-                sub,
-                ga[recurring],
-                gb[recurring],
+        labels = np.full(len(pairs), -1, dtype=np.int64)
+        if len(recurring) >= 2:
+            sub = sketch[:, recurring]
+            if method == "leiden":
+                sub_labels = leiden_pair_modules(
+                    sub,
+                    ga[recurring],
+                    gb[recurring],
+                    resolution=resolution,
+                    n_neighbors=n_neighbors,
+                    random_state=random_state,
+                )
+            else:
+                sub_labels, _ = nmf_pair_modules(sub, rank=rank, random_state=random_state)
+            labels[recurring] = sub_labels
+        labels = prune_to_core_genes(labels, ga, gb)
+        labels = merge_overlapping(labels, ga, gb, merge_overlap)
+        labels = order_modules(labels, ga, gb, min_genes)
+        names = module_names(int(labels.max(initial=-1)) + 1)
+
+        table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
+        loc_act = locality_activity(adata, key, table, gene_index, names)
+        cell_act = cell_activity(adata.obsm[keys.obsm_localities], loc_act, nearest_probe(adata, key))
+        store(
+            adata,
+            key,
+            modules=table,
+            module_genes=gene_table,
+            locality_activity=pd.DataFrame(loc_act, index=locality_names(len(loc_act)), columns=names),
+        )
+        adata.obsm[keys.obsm_activity] = pd.DataFrame(cell_act, index=adata.obs_names.copy(), columns=names)
+        store_params(
+            adata,
+            key,
+            "modules",
+            dict(
+                method=method,
                 resolution=resolution,
+                rank=rank,
+                min_support=min_support,
+                min_genes=min_genes,
+                merge_overlap=merge_overlap,
                 n_neighbors=n_neighbors,
                 random_state=random_state,
-            )
-        else:
-            sub_labels, _ = nmf_pair_modules(sub, rank=rank, random_state=random_state)
-        labels[recurring] = sub_labels
-    labels = prune_to_core_genes(labels, ga, gb)
-    labels = merge_overlapping(labels, ga, gb, merge_overlap)
-    labels = order_modules(labels, ga, gb, min_genes)
-    names = module_names(int(labels.max(initial=-1)) + 1)
-
-    table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
-    loc_act = locality_activity(adata, key, table, gene_index, names)
-    cell_act = cell_activity(adata.obsm[keys.obsm_localities], loc_act, nearest_probe(adata, key))
-    store(
-        adata,
-        key,
-        modules=table,
-        module_genes=gene_table,
-        locality_activity=pd.DataFrame(loc_act, index=locality_names(len(loc_act)), columns=names),
-    )
-    adata.obsm[keys.obsm_activity] = pd.DataFrame(cell_act, index=adata.obs_names.copy(), columns=names)
-    store_params(
-        adata,
-        key,
-        "modules",
-        dict(
-            method=method,
-            resolution=resolution,
-            rank=rank,
-            min_support=min_support,
-            min_genes=min_genes,
-            merge_overlap=merge_overlap,
-            n_neighbors=n_neighbors,
-            random_state=random_state,
-        ),
-    )
-    log_added(
-        f"{len(names)} modules",
-        start,
-        [
-            f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
-            f"'{keys.obsm_activity}', module activity per cell (adata.obsm)",
-        ],
-    )
+            ),
+        )
+        log_added(
+            f"{len(names)} modules",
+            start,
+            [
+                f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
+                f"'{keys.obsm_activity}', module activity per cell (adata.obsm)",
+            ],
+        )
     return adata if copy else None
 
 
@@ -244,25 +257,24 @@ def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index:
     values = expression(adata, layer)
     used_idx = adata.var_names.get_indexer(used)
     matrix = gather_columns(values, used_idx) if is_dask(values) else gene_matrix(values, used_idx)
-    floor = column_floor(matrix)
-    min_detected = float(params["min_detected"])
     used_index = pd.Index(used)
-    ia = used_index.get_indexer(table["gene_a"])
-    ib = used_index.get_indexer(table["gene_b"])
-    mod = table["module"].cat.codes.to_numpy()
-    w = table["weight"].to_numpy()
-    total_w = np.bincount(mod, weights=w, minlength=len(names))
+    # a locality that lost its cells to adata[mask] has no correlation: activity 0
+    sizes = np.diff(membership.indptr)
+    live = np.flatnonzero(sizes >= 3)
     out = np.zeros((n_loc, len(names)))
-    with progress(n_loc, "module activity") as bar:
-        for loc in range(n_loc):
-            cells = locality_cells(membership, loc)
-            block = rows_dense(matrix, cells)
-            z, _ = standardise(block, None if covariates is None else covariates[cells])
-            detected = (block > floor).mean(axis=0) >= min_detected
-            r = np.einsum("ij,ij->j", z[:, ia], z[:, ib], dtype=np.float64)
-            r[~(detected[ia] & detected[ib])] = 0.0
-            out[loc] = np.bincount(mod, weights=w * r, minlength=len(names)) / total_w
-            bar.update()
+    with progress(len(live), "module activity") as bar:
+        out[live] = module_set_activity(
+            matrix,
+            membership[:, live],
+            used_index.get_indexer(table["gene_a"]),
+            used_index.get_indexer(table["gene_b"]),
+            table["module"].cat.codes.to_numpy(),
+            table["weight"].to_numpy(),
+            len(names),
+            min_detected=float(params["min_detected"]),
+            covariates=covariates,
+            progress=bar.update,
+        )
     return out
 
 

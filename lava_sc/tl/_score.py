@@ -15,8 +15,8 @@ from .._core.distributed import gather_columns, is_dask
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names
-from .._utils import log_added, progress, store_params
-from .._validate import check_adata, check_float, check_int, check_key, expression
+from .._utils import log_added, progress, restore_on_error, store_params
+from .._validate import check_adata, check_float, check_int, check_key, check_localities, expression
 from ..io import as_gene_sets
 from ._localities import localities
 from ._modules import nearest_probe
@@ -147,42 +147,44 @@ def score(
     pairs = drop_missing(pairs, adata.var_names)
 
     adata = adata.copy() if copy else adata
-    keys = Keys(key)
-    if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or Keys.probes not in adata.uns[key]:
-        logg.info(f"    no localities under key {key!r}: computing them with lava_sc.tl.localities on {basis!r}")
-        localities(adata, basis, random_state=random_state, key_added=key)
-    membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
-    if membership.shape[0] != adata.n_obs:
-        raise ValueError(f"obsm[{keys.obsm_localities!r}] does not match the cells; rerun lava_sc.tl.localities.")
+    with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
+        keys = Keys(key)
+        if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or Keys.probes not in adata.uns[key]:
+            logg.info(f"    no localities under key {key!r}: computing them with lava_sc.tl.localities on {basis!r}")
+            localities(adata, basis, random_state=random_state, key_added=key)
+        check_localities(adata, key)
+        membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
+        if membership.shape[0] != adata.n_obs:
+            raise ValueError(f"obsm[{keys.obsm_localities!r}] does not match the cells; rerun lava_sc.tl.localities.")
 
-    start = logg.info(
-        f"scoring {len(pairs.names)} modules ({len(pairs.gene_a)} gene pairs) in {membership.shape[1]} localities"
-    )
-    loc_act = locality_activity(values, adata.var_names, membership, pairs, min_detected)
-    cell_act = cell_activity(membership, loc_act, nearest_probe(adata, key))
-    write_scores(adata, key_added, pairs, loc_act, cell_act)
-    store_params(
-        adata,
-        key_added,
-        "score",
-        dict(
-            key=key,
-            modules=pairs.source,
-            layer=layer,
-            min_detected=min_detected,
-            basis=str(adata.uns[key]["params"]["localities"]["basis"]),
-            random_state=random_state,
-            n_pairs=len(pairs.gene_a),
-        ),
-    )
-    log_added(
-        f"{len(pairs.names)} module scores",
-        start,
-        [
-            f"'{key_added}': 'locality_activity', 'modules', 'module_genes', 'params' (adata.uns)",
-            f"'{Keys(key_added).obsm_activity}', module activity per cell (adata.obsm)",
-        ],
-    )
+        start = logg.info(
+            f"scoring {len(pairs.names)} modules ({len(pairs.gene_a)} gene pairs) in {membership.shape[1]} localities"
+        )
+        loc_act = locality_activity(values, adata.var_names, membership, pairs, min_detected)
+        cell_act = cell_activity(membership, loc_act, nearest_probe(adata, key))
+        write_scores(adata, key_added, pairs, loc_act, cell_act)
+        store_params(
+            adata,
+            key_added,
+            "score",
+            dict(
+                key=key,
+                modules=pairs.source,
+                layer=layer,
+                min_detected=min_detected,
+                basis=str(adata.uns[key]["params"]["localities"]["basis"]),
+                random_state=random_state,
+                n_pairs=len(pairs.gene_a),
+            ),
+        )
+        log_added(
+            f"{len(pairs.names)} module scores",
+            start,
+            [
+                f"'{key_added}': 'locality_activity', 'modules', 'module_genes', 'params' (adata.uns)",
+                f"'{Keys(key_added).obsm_activity}', module activity per cell (adata.obsm)",
+            ],
+        )
     return adata if copy else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.legend import Legend
@@ -24,7 +25,7 @@ def _cell_layer(ax: Axes) -> PathCollection:
 def test_default_colours_by_coverage(pbmc_lava):
     ax = lv.pl.localities(pbmc_lava, show=False)
     assert isinstance(ax, Axes)
-    coverage = np.asarray(pbmc_lava.uns["lava"]["localities"]["coverage"], dtype=float)
+    coverage = np.diff(sp.csr_matrix(pbmc_lava.obsm["lava_localities"]).indptr).astype(float)
     colours = np.asarray(_cell_layer(ax).get_array())
     np.testing.assert_array_equal(np.sort(colours), np.sort(coverage))
     assert ax.get_xlabel() == "UMAP1"  # the recorded basis
@@ -44,7 +45,7 @@ def test_probes_at_recorded_positions(pbmc_lava):
 
 def test_in_degree_and_obs_colours(pbmc_lava):
     ax = lv.pl.localities(pbmc_lava, color="in_degree", show=False)
-    indeg = np.asarray(pbmc_lava.uns["lava"]["localities"]["in_degree"], dtype=float)
+    indeg = pbmc_lava.obs["lava_in_degree"].to_numpy(dtype=float)
     np.testing.assert_allclose(np.sort(np.asarray(_cell_layer(ax).get_array())), np.sort(indeg))
     ax = lv.pl.localities(pbmc_lava, color="bulk_labels", show=False)
     legend = ax.get_legend()
