@@ -460,6 +460,29 @@ def column_floor(matrix) -> np.ndarray:
     return np.asarray(matrix.min(axis=0))
 
 
+@numba.njit(cache=True, nogil=True)
+def _csr_column_moments(indices, data, n_cols):
+    total = np.zeros(n_cols)
+    total_sq = np.zeros(n_cols)
+    for p in range(len(data)):
+        v = float(data[p])
+        total[indices[p]] += v
+        total_sq[indices[p]] += v * v
+    return total, total_sq
+
+
+def column_variance(matrix) -> np.ndarray:
+    """Each column's variance (ddof 0, float64) of a dense or sparse matrix, streaming over the stored
+    entries of a sparse one: no densified or float64 copy (several GiB at a million cells)."""
+    if not sp.issparse(matrix):
+        return np.asarray(matrix, dtype=np.float64).var(axis=0)
+    n_rows, n_cols = matrix.shape
+    csr = matrix if matrix.format == "csr" else sp.csr_matrix(matrix)
+    total, total_sq = _csr_column_moments(csr.indices, csr.data, n_cols)
+    mean = total / max(n_rows, 1)
+    return np.maximum(total_sq / max(n_rows, 1) - mean**2, 0.0)
+
+
 def locality_cells(membership: sp.csc_matrix, loc: int) -> np.ndarray:
     """Sorted member cells of one locality (a column of the cells x localities membership)."""
     return np.sort(membership.indices[membership.indptr[loc] : membership.indptr[loc + 1]])

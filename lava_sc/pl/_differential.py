@@ -167,8 +167,9 @@ def _dot_panel(ax: Axes, rows: pd.DataFrame, names, groups, within, norm, cmap, 
         c=effect[tested],
         cmap=cmap,
         norm=norm,
-        edgecolors=np.where(significant[tested], "black", "none").tolist(),
-        linewidths=1.4,
+        # a thin grey rim keeps "tested, no change" (white) visible on the white background
+        edgecolors=np.where(significant[tested], "black", "0.7").tolist(),
+        linewidths=np.where(significant[tested], 1.4, 0.5),
         zorder=3,
     )
     ax.scatter(x[~tested], y[~tested], s=20, marker="x", c="0.6", linewidths=1.0, zorder=2)
@@ -213,6 +214,6 @@ def _marker(area: float, face, edge, label: str) -> Line2D:
         markersize=float(np.sqrt(area)),
         markerfacecolor=face,
         markeredgecolor=edge,
-        markeredgewidth=1.4 if edge != "none" else 0.0,
+        markeredgewidth=1.4 if edge == "black" else 0.5 if edge != "none" else 0.0,
         label=label,
     )

@@ -9,7 +9,14 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core import distributed
-from .._core.correlations import LocalitySketch, SketchOptions, gene_matrix, resolve_n_jobs, sketch_localities
+from .._core.correlations import (
+    LocalitySketch,
+    SketchOptions,
+    gene_matrix,
+    resolve_n_jobs,
+    sketch_localities,
+)
+from .._core.correlations import column_variance as core_column_variance
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, progress, store, store_params
 from .._validate import (
@@ -348,16 +355,7 @@ def column_variance(values, idx: np.ndarray) -> np.ndarray:
     if distributed.is_dask(values):
         return distributed.column_variance(values[:, idx])
     if sp.issparse(values):
-        # per-gene sums over the stored entries only: no densified or float64 copy of the matrix
-        coo = values.tocoo() if values.format not in ("csr", "csc") else values
-        genes = coo.col if values.format == "coo" else (coo.indices if values.format == "csr" else None)
-        if genes is None:  # CSC: the column of each entry follows from indptr
-            genes = np.repeat(np.arange(values.shape[1]), np.diff(values.indptr))
-        data = np.asarray(coo.data, dtype=np.float64)
-        n = values.shape[0]
-        mean = np.bincount(genes, weights=data, minlength=values.shape[1]) / n
-        mean_sq = np.bincount(genes, weights=data * data, minlength=values.shape[1]) / n
-        return np.maximum(mean_sq - mean**2, 0.0)[idx]
+        return core_column_variance(values)[idx]
     return np.asarray(values[:, idx], dtype=np.float64).var(axis=0)
 
 

@@ -42,7 +42,7 @@ def modules(
     method: str = "leiden",
     resolution: float = 1.0,
     rank: int = 10,
-    min_support: int = 2,
+    min_support: int | str = "auto",
     min_genes: int = 4,
     merge_overlap: float = 0.8,
     n_neighbors: int = 15,
@@ -71,7 +71,11 @@ def modules(
     rank
         Number of NMF components (``method="nmf"``); higher gives more, smaller modules.
     min_support
-        Pairs significant in fewer localities are ignored (recurring evidence only).
+        Pairs significant in fewer localities are ignored (recurring evidence only). ``"auto"``
+        (default): the smallest support (at least 2) that fewer than one of the tested pairs would
+        reach by chance, with chance recurrence modelled as Poisson at the rate of single-locality
+        discoveries. It stays 2 for a few hundred localities and rises with their number (5 at a
+        million cells), where pairs recurring in two or three localities are mostly chance.
     min_genes
         Smallest module, in genes. A module keeps only genes that take part in at least two of its
         pairs (its 2-core): a gene attached by a single association is more likely a stray.
@@ -101,7 +105,8 @@ def modules(
     check_choice("method", method, ("leiden", "nmf"))
     resolution = check_float("resolution", resolution, low=0.0, open_low=True)
     rank = check_int("rank", rank, low=1)
-    min_support = check_int("min_support", min_support, low=1)
+    if not (isinstance(min_support, str) and min_support == "auto"):
+        min_support = check_int("min_support", min_support, low=1)
     min_genes = check_int("min_genes", min_genes, low=2)
     merge_overlap = check_float("merge_overlap", merge_overlap, low=0.0, open_low=True)
     n_neighbors = check_int("n_neighbors", n_neighbors, low=1)
@@ -124,7 +129,9 @@ def modules(
         gene_index = pd.Index(gene_names)
         ga = gene_index.get_indexer(pairs["gene_a"].astype(str))
         gb = gene_index.get_indexer(pairs["gene_b"].astype(str))
-        recurring = np.flatnonzero(pairs["support"].to_numpy() >= min_support)
+        support = pairs["support"].to_numpy()
+        min_support_used = chance_support(support, len(gene_names)) if min_support == "auto" else min_support
+        recurring = np.flatnonzero(support >= min_support_used)
 
         labels = np.full(len(pairs), -1, dtype=np.int64)
         if len(recurring) >= 2:
@@ -166,6 +173,7 @@ def modules(
                 resolution=resolution,
                 rank=rank,
                 min_support=min_support,
+                min_support_used=int(min_support_used),
                 min_genes=min_genes,
                 merge_overlap=merge_overlap,
                 n_neighbors=n_neighbors,
@@ -173,7 +181,7 @@ def modules(
             ),
         )
         log_added(
-            f"{len(names)} modules",
+            f"{len(names)} modules from {len(recurring)} pairs found in >= {min_support_used} localities",
             start,
             [
                 f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
@@ -181,6 +189,22 @@ def modules(
             ],
         )
     return adata if copy else None
+
+
+def chance_support(support: np.ndarray, n_genes: int) -> int:
+    """Smallest support s >= 2 with N * P(Poisson(lam) >= s) < 1: fewer than one chance-recurring pair.
+
+    N = G (G - 1) / 2 tested pairs; lam = (pairs found in exactly one locality) / N, the rate at which
+    a pair is discovered by chance somewhere (programs recur, so single discoveries are mostly chance).
+    """
+    from scipy.stats import poisson
+
+    n_pairs = max(n_genes * (n_genes - 1) / 2, 1.0)
+    lam = float(np.sum(support == 1)) / n_pairs
+    s = 2
+    while n_pairs * poisson.sf(s - 1, lam) >= 1.0 and s < 1000:
+        s += 1
+    return s
 
 
 def prune_to_core_genes(labels: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:

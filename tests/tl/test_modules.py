@@ -114,6 +114,26 @@ def test_same_random_state_gives_identical_modules(planted):
     pd.testing.assert_frame_equal(lv.get.activity(a), lv.get.activity(b))
 
 
+def test_identical_results_whatever_the_thread_count(planted):
+    """BLAS threads and n_jobs change how the work is spread, never the modules or activities."""
+    from threadpoolctl import threadpool_limits
+
+    runs = []
+    for threads in (1, 2):
+        adata = planted[:2000].copy()
+        with threadpool_limits(limits=threads):
+            lv.tl.localities(adata, random_state=3)
+            lv.tl.correlations(adata, random_state=3, n_jobs=threads)
+            lv.tl.modules(adata, random_state=3)
+        runs.append(adata)
+    one, two = runs
+    assert one.uns["lava"]["sketch"].nnz > 0
+    np.testing.assert_array_equal(one.uns["lava"]["probes"], two.uns["lava"]["probes"])
+    assert (one.uns["lava"]["sketch"] != two.uns["lava"]["sketch"]).nnz == 0
+    pd.testing.assert_frame_equal(lv.get.modules(one), lv.get.modules(two))
+    pd.testing.assert_frame_equal(lv.get.activity(one), lv.get.activity(two))
+
+
 def test_x_untouched_and_copy(planted):
     adata = planted[:1500].copy()
     before = adata.X.copy()
