@@ -164,7 +164,7 @@ def correlations(
     covariates = covariate_matrix(adata, partial_out, n_partial_components)
 
     n_loc, n_genes = membership.shape[1], len(gene_idx)
-    check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes, 1 if lazy else n_threads)
+    n_threads = check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes, 1 if lazy else n_threads)
     adata = adata.copy() if copy else adata
     start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
     per_task = distributed.LOCALITIES_PER_TASK
@@ -277,24 +277,29 @@ def shrunk_localities(adata: AnnData, key: str, membership: sp.csc_matrix) -> np
     return kept
 
 
-def check_memory(n_cells: int, n_genes: int, n_threads: int = 1) -> None:
-    """Refuse before the heavy stage when the threads' working sets would not fit in free memory.
+def check_memory(n_cells: int, n_genes: int, n_threads: int = 1) -> int:
+    """Threads whose working sets fit in free memory; refuse before the heavy stage when not even one does.
 
     Per thread: the dense block and its standardised and null copies (n x G float32), the observed
     and null G x G Gram matrices (float32) and the candidate pairs (up to G^2 / 2 of 16 bytes).
-    Nothing grows with the number of localities.
+    Nothing grows with the number of localities. Fewer threads than asked are used (and logged) when
+    only those fit.
     """
-    need = n_threads * (n_cells * n_genes * 3 * 4 + 2 * n_genes * n_genes * 4 + n_genes * n_genes * 8)
+    per_thread = n_cells * n_genes * 3 * 4 + 2 * n_genes * n_genes * 4 + n_genes * n_genes * 8
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not available on this platform
-        return
-    if need > 0.8 * free:
+        return n_threads
+    fits = int(0.8 * free // max(per_thread, 1))
+    if fits < 1:
         raise MemoryError(
-            f"Correlating {n_genes} genes in {n_threads} thread(s) needs about {need / 2**30:.1f} GiB but only "
-            f"{free / 2**30:.1f} GiB is free; pass fewer genes with `genes=` (e.g. highly variable genes)"
-            + (" or fewer threads with `n_jobs=`." if n_threads > 1 else ".")
+            f"Correlating {n_genes} genes needs about {per_thread / 2**30:.1f} GiB per thread but only "
+            f"{free / 2**30:.1f} GiB is free; pass fewer genes with `genes=` (e.g. highly variable genes)."
         )
+    if fits < n_threads:
+        logg.warning(f"memory for {fits} of {n_threads} threads: correlating localities in {fits} thread(s)")
+        return fits
+    return n_threads
 
 
 def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:

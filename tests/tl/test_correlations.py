@@ -181,3 +181,15 @@ def test_refuses_when_a_locality_would_not_fit_in_memory(monkeypatch, pbmc_loc):
     monkeypatch.setattr(os, "sysconf", lambda name: 1 if name == "SC_AVPHYS_PAGES" else 4096)
     with pytest.raises(MemoryError, match="fewer genes with `genes=`"):
         run(pbmc_loc)
+
+
+def test_uses_fewer_threads_when_only_those_fit_in_memory(monkeypatch):
+    import os
+
+    from lava_sc.tl._correlations import check_memory
+
+    per_thread = 200 * 1000 * 12 + 1000 * 1000 * 16
+    pages = int(2.5 * per_thread / 0.8 / 4096) + 1  # room for two threads, not three
+    monkeypatch.setattr(os, "sysconf", lambda name: pages if name == "SC_AVPHYS_PAGES" else 4096)
+    assert check_memory(200, 1000, 8) == 2
+    assert check_memory(200, 1000, 1) == 1
