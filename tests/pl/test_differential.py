@@ -104,9 +104,12 @@ def test_size_is_minus_log_q_and_significant_dots_are_ringed(diff_adata):
     assert significant.sum() == 2  # M1 in PT and TAL
     assert set(sub.loc[significant, "cell_type"]) == {"PT", "TAL"}
     np.testing.assert_allclose(edges[significant], [to_rgba("black")] * 2)
-    assert (edges[~significant][:, 3] == 0).all()  # no ring
+    widths = np.broadcast_to(coll.get_linewidths(), (len(q),))
+    grey = to_rgba("0.7")
+    np.testing.assert_allclose(edges[~significant], [grey] * int((~significant).sum()))  # thin grey rim only
+    assert widths[~significant].max() < widths[significant].min()
     coll_strict = dots(lv.pl.differential(diff_adata, condition="AKI", q_threshold=1e-12, show=False))
-    assert (coll_strict.get_edgecolors()[:, 3] == 0).all()
+    np.testing.assert_allclose(coll_strict.get_edgecolors(), [grey] * len(q))
 
 
 def test_legend_explains_size_and_ring(diff_adata):
