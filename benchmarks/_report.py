@@ -12,6 +12,7 @@ FLOOR_TARGET = 1.5
 SCALING_TARGET_CELLS = 1_000_000
 SCALING_TARGET_S = 600.0
 SCALING_TARGET_GIB = 12.0
+FIDELITY_TARGET = 1.05
 
 
 def _s(x, digits=1) -> str:
@@ -192,6 +193,58 @@ def scaling_markdown(section: dict) -> str:
     return "\n".join(out)
 
 
+def fidelity_markdown(section: dict) -> str:
+    cfg = section.get("config", {})
+    out = [
+        f"### 4. Probe placement: fast path against exact path (target: fast / exact coverage loss ≤ {FIDELITY_TARGET:g})",
+        "",
+        "`lava_sc._core.localities.find_localities(points, n_cells="
+        f"{cfg.get('locality_cells', 200)}, overlap={cfg.get('overlap', 3)}, random_state=seed)` on the same"
+        " 2-d embedding twice, in one process after a warm-up: **exact** = DIRECT over (α, β) with every"
+        " evaluation on all cells (`max_exact_cells ≥ cells`); **fast** = DIRECT on a geometry-matched uniform"
+        f" subsample of {cfg.get('search_cells', 'cells // 3')} cells, its 5 best (α, β) placed on all cells"
+        " (`max_exact_cells = cells − 1`). Ratio = fast loss / exact loss (below 1: the fast path placed"
+        " better). Embeddings: *planted* = the planted simulator's (`_simulate.planted_embedding`); *blobs* ="
+        " 12 anisotropic Gaussian blobs of random sizes and spreads + 5% uniform background.",
+        "",
+        "| geometry | cells | seed | exact loss | fast loss | **ratio** | exact s | fast s | fast / exact time"
+        " | (α, β) exact → fast | uncovered exact / fast | evaluations exact / fast |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for r in section.get("rows", []):
+        p = r.get("params", {})
+        head = f"| {p.get('geometry')} | {p.get('n_cells', 0):,} | {p.get('seed')}"
+        if r.get("status") != "done":
+            e = r.get("exact") or {}
+            out.append(f"{head} | {_s(e.get('coverage_loss'), 4)} | {_timed(r)} |||||||")
+            continue
+        e, f = r["exact"], r["fast"]
+        ratio = "–" if r.get("ratio") is None else f"**{r['ratio']:.3f}**"
+        out.append(
+            f"{head} | {e['coverage_loss']:.4f} | {f['coverage_loss']:.4f} | {ratio} | {e['seconds']:.1f}"
+            f" | {f['seconds']:.1f} | {r['time_ratio']:.2f} | ({e['alpha']:.2f}, {e['beta']:.2f}) →"
+            f" ({f['alpha']:.2f}, {f['beta']:.2f}) | {e['uncovered_cells']} / {f['uncovered_cells']}"
+            f" | {e['n_evaluations']} / {f['n_evaluations']} |"
+        )
+    summary = section.get("summary") or {}
+    groups = summary.get("groups") or {}
+    if groups:
+        out += [
+            "",
+            "| geometry, cells | seeds | mean ratio | worst ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, g in groups.items():
+            geometry, cells = name.rsplit(" ", 1)
+            out.append(
+                f"| {geometry}, {int(cells):,} | {g['n_seeds']} | {g['mean_ratio']:.3f}"
+                f" {'✓' if g['mean_met'] else '✗'} | {g['worst_ratio']:.3f} {'✓' if g['worst_met'] else '✗'} |"
+            )
+    if summary.get("text"):
+        out += ["", f"Target check (fast / exact ≤ {FIDELITY_TARGET:g}): {summary['text']}"]
+    return "\n".join(out)
+
+
 def _stage_peaks(r: dict) -> str:
     after = r.get("peak_rss_after_stage_gib") or {}
     values = [r.get("peak_rss_before_timed_gib")] + [after.get(k) for k in ("localities", "correlations", "modules")]
@@ -203,7 +256,7 @@ def results_markdown(results: dict) -> str:
     revisions = sorted(
         {
             str(row.get("lava_sc_revision"))
-            for name in ("hotspot", "floor", "scaling")
+            for name in ("hotspot", "floor", "scaling", "fidelity")
             for row in results.get(name, {}).get("rows", [])
             if row.get("lava_sc_revision")
         }
@@ -213,7 +266,13 @@ def results_markdown(results: dict) -> str:
             f"- **Note**: the library changed during the run; workers measured lava_sc at {', '.join(revisions)}"
             " (each row's revision is in the JSON)."
         )
-    for name, fn in (("hotspot", hotspot_markdown), ("floor", floor_markdown), ("scaling", scaling_markdown)):
+    sections = (
+        ("hotspot", hotspot_markdown),
+        ("floor", floor_markdown),
+        ("scaling", scaling_markdown),
+        ("fidelity", fidelity_markdown),
+    )
+    for name, fn in sections:
         if name in results:
             section = results[name]
             when = section.get("measured_at")

@@ -46,23 +46,11 @@ def design_for(n_genes: int, module_size: int = 15) -> tuple[int, int]:
     return module_size, n_noise
 
 
-def simulate_chunked(
-    n_cells: int,
-    n_genes: int,
-    *,
-    module_size: int = 15,
-    random_state: int = 0,
-    chunk_values: float = 2e7,
-) -> anndata.AnnData:
-    """Planted-module data (``X`` log-normalised float32 CSR, ``obsm["X_umap"]``, ``uns["planted"]``).
+def _cells(n_cells: int, rng: np.random.Generator):
+    """Cell types, conditions, gradient position and 2-d embedding: the first draws of ``rng``.
 
-    ``var["highly_variable"]`` is True for every gene, so LAVA tests all ``n_genes`` genes.
+    Shared by :func:`simulate_chunked` and :func:`planted_embedding`, so both place cells identically.
     """
-    module_size, n_noise = design_for(n_genes, module_size)
-    seeds = np.random.SeedSequence(random_state)
-    rng = np.random.default_rng(seeds.spawn(1)[0])
-
-    # --- cells (O(n_cells) arrays) ---------------------------------------------------------
     n_groups = N_TYPES * 2
     group = rng.permutation(np.arange(n_cells) % n_groups)
     type_idx = group // 2
@@ -83,6 +71,35 @@ def simulate_chunked(
         + radial[type_idx] * (noise_r + DISEASE_OFFSET * disease)[:, None]
         + tangent[type_idx] * noise_t[:, None]
     )
+    return type_idx, disease, t_grad, emb
+
+
+def planted_embedding(n_cells: int, random_state: int = 0) -> np.ndarray:
+    """The 2-d embedding (float32, ``(n_cells, 2)``) that :func:`simulate_chunked` gives ``n_cells`` cells
+    with the same ``random_state``, without simulating any counts."""
+    rng = np.random.default_rng(np.random.SeedSequence(random_state).spawn(1)[0])
+    return _cells(n_cells, rng)[3].astype(np.float32)
+
+
+def simulate_chunked(
+    n_cells: int,
+    n_genes: int,
+    *,
+    module_size: int = 15,
+    random_state: int = 0,
+    chunk_values: float = 2e7,
+) -> anndata.AnnData:
+    """Planted-module data (``X`` log-normalised float32 CSR, ``obsm["X_umap"]``, ``uns["planted"]``).
+
+    ``var["highly_variable"]`` is True for every gene, so LAVA tests all ``n_genes`` genes.
+    """
+    module_size, n_noise = design_for(n_genes, module_size)
+    seeds = np.random.SeedSequence(random_state)
+    rng = np.random.default_rng(seeds.spawn(1)[0])
+
+    # --- cells (O(n_cells) arrays) ---------------------------------------------------------
+    type_idx, disease, t_grad, emb = _cells(n_cells, rng)
+    in_t3 = type_idx == 3
     active = {
         "shared": disease & ((type_idx == 0) | (type_idx == 2)),
         "typeB": type_idx == 1,

@@ -1,6 +1,6 @@
 """Benchmark workers. Each runs in a fresh process started by ``run.py`` (see ``_common.run_worker``):
 
-    python benchmarks/_workers.py {hotspot,lava,floor,scaling} --params '<json>' --result <path>
+    python benchmarks/_workers.py {compare,floor,scaling,fidelity} --params '<json>' --result <path>
 
 A worker rewrites ``<path>`` after every stage, so a run stopped at its time limit still reports how far
 it got. ``timed_start_unix`` marks the start of the measured part (after imports, warm-up and data).
@@ -492,13 +492,111 @@ def worker_scaling(params: dict, rec: Recorder) -> None:
     rec.done(timed_s=round(total, 3), recovery=recovery, lava=lava_summary(adata))
 
 
+#: localities of the fidelity part: LAVA's defaults (``tl.localities``: 200 cells, overlap 3)
+FIDELITY_LOCALITY_CELLS = 200
+FIDELITY_OVERLAP = 3
+
+
+def fidelity_embedding(geometry: str, n_cells: int, seed: int):
+    """The 2-d embedding (float32) of the fidelity part.
+
+    ``planted``: the planted simulator's embedding (five types x two conditions on a circle, one
+    type stretched along a gradient; ``_simulate.planted_embedding``). ``blobs``: 12 anisotropic
+    Gaussian blobs of Dirichlet-distributed sizes and random spreads, plus 5% uniform background.
+    """
+    import numpy as np
+
+    if geometry == "planted":
+        from _simulate import planted_embedding
+
+        return planted_embedding(n_cells, random_state=seed)
+    if geometry != "blobs":
+        raise ValueError(f"unknown geometry {geometry!r}; use 'planted' or 'blobs'")
+    rng = np.random.default_rng(seed)
+    n_background = int(round(0.05 * n_cells))
+    n_blobs = n_cells - n_background
+    centres = rng.uniform(-20, 20, (12, 2))
+    sizes = np.floor(rng.dirichlet(np.ones(12) * 2) * n_blobs).astype(int)
+    sizes[: n_blobs - sizes.sum()] += 1  # the rounding remainder, one cell each to the first blobs
+    parts = [
+        centres[k] + rng.normal(0, rng.uniform(0.5, 3), (size, 2)) * rng.uniform(0.5, 2, 2)
+        for k, size in enumerate(sizes)
+    ]
+    parts.append(rng.uniform(-25, 25, (n_background, 2)))
+    points = np.concatenate(parts)
+    return points[rng.permutation(n_cells)].astype(np.float32)
+
+
+def _placement(points, seed: int, **options) -> dict:
+    """One ``find_localities`` call, timed, with the numbers the fidelity table reports."""
+    import numpy as np
+
+    from lava_sc._core.localities import find_localities
+
+    t0 = time.perf_counter()
+    res = find_localities(
+        points, n_cells=FIDELITY_LOCALITY_CELLS, overlap=FIDELITY_OVERLAP, random_state=seed, **options
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "coverage_loss": float(res.coverage_loss),
+        "alpha": float(res.alpha),
+        "beta": float(res.beta),
+        "n_evaluations": int(res.n_evaluations),
+        "seconds": round(seconds, 3),
+        "n_localities": int(len(res.probes)),
+        "uncovered_cells": int(np.sum(res.coverage == 0)),
+        "max_coverage": int(res.coverage.max()),
+        **{k: v for k, v in options.items()},
+    }
+
+
+def worker_fidelity(params: dict, rec: Recorder) -> None:
+    """``find_localities`` on one embedding twice: the exact path (DIRECT on all cells) and the fast path
+    (DIRECT on a geometry-matched subsample of ``search_cells`` cells, the 5 best placed on all cells).
+
+    Both see the same points and seed; the fast path is forced with ``max_exact_cells = n - 1``.
+    """
+    n = int(params["n_cells"])
+    seed = int(params.get("seed", 0))
+    geometry = params.get("geometry", "planted")
+    search_cells = int(params.get("search_cells") or n // 3)
+    with rec.stage("warmup"):  # numba compiles on the first call: run both paths once on a small embedding
+        small = fidelity_embedding(geometry, 3000, seed + 1000)
+        _placement(small, seed, max_exact_cells=len(small), max_evaluations=5)
+        _placement(small, seed, max_exact_cells=len(small) - 1, search_cells=1000, max_evaluations=5)
+    rec.data["stages"].pop("warmup")
+    with rec.stage("data"):
+        points = fidelity_embedding(geometry, n, seed)
+    rec.set(data_s=rec.data["stages"].pop("data"), geometry=geometry, n_cells=n, seed=seed)
+    rec.start_timed()
+    with rec.stage("exact"):
+        exact = _placement(points, seed, max_exact_cells=n)
+    rec.set(exact=exact)
+    with rec.stage("fast"):
+        fast = _placement(points, seed, max_exact_cells=n - 1, search_cells=search_cells)
+    ratio = fast["coverage_loss"] / exact["coverage_loss"] if exact["coverage_loss"] > 0 else None
+    rec.done(
+        fast=fast,
+        search_cells=search_cells,
+        ratio=None if ratio is None else round(ratio, 4),
+        time_ratio=round(fast["seconds"] / exact["seconds"], 4),
+        timed_s=round(exact["seconds"] + fast["seconds"], 3),
+    )
+
+
 def _recovery(planted, found) -> dict:
     from _common import best_match_jaccard
 
     return best_match_jaccard({k: list(v) for k, v in planted.items()}, found)
 
 
-WORKERS = {"compare": worker_compare, "floor": worker_floor, "scaling": worker_scaling}
+WORKERS = {
+    "compare": worker_compare,
+    "floor": worker_floor,
+    "scaling": worker_scaling,
+    "fidelity": worker_fidelity,
+}
 
 
 def main() -> None:

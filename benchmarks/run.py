@@ -3,7 +3,7 @@
 
     python benchmarks/run.py                      # everything (about an hour on 2 cores)
     python benchmarks/run.py --quick              # smoke run, < 2 minutes (what the tests run)
-    python benchmarks/run.py --only hotspot       # one part: hotspot, floor, scaling (comma-separated)
+    python benchmarks/run.py --only hotspot       # one part: hotspot, floor, scaling, fidelity (comma-separated)
     python benchmarks/run.py --out benchmarks/results --write-readme
 
 Parts (see benchmarks/README.md):
@@ -11,6 +11,8 @@ Parts (see benchmarks/README.md):
   floor    lava_sc.tl.correlations vs this machine's float32 GEMM rate for the same multiply-adds
            (with a cProfile of the correlation stage)
   scaling  per-stage time and peak RSS over cells (10k -> 1M) and genes (500 -> 5,000)
+  fidelity probe placement: coverage loss of find_localities' fast path (subsampled search) against its
+           exact path (search on all cells) on the same embeddings, and their seconds
 
 Every measurement runs in a fresh worker process (``_workers.py``) with its own warm-up, so JIT
 compilation is excluded and peak RSS is per configuration; a worker that passes its time limit is
@@ -33,7 +35,7 @@ sys.path.insert(0, str(HERE))
 import _report  # noqa: E402
 from _common import load_average, machine_info, run_worker, write_json_atomic  # noqa: E402
 
-PARTS = ("hotspot", "floor", "scaling")
+PARTS = ("hotspot", "floor", "scaling", "fidelity")
 
 FULL = {
     "hotspot_cells": [6000, 20000],
@@ -42,6 +44,8 @@ FULL = {
     "scaling_genes": [500, 2000, 5000],
     "scaling_cells_genes": 1000,
     "scaling_genes_cells": 50_000,
+    "fidelity_cells": [30_000, 50_000],
+    "fidelity_seeds": [0, 1, 2],
 }
 QUICK = {
     "hotspot_cells": [2000],
@@ -50,6 +54,9 @@ QUICK = {
     "scaling_genes": [100, 200],
     "scaling_cells_genes": 100,
     "scaling_genes_cells": 1000,
+    "fidelity_cells": [6000],
+    "fidelity_seeds": [0],
+    "fidelity_search_cells": 2000,
 }
 
 
@@ -96,6 +103,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--scaling-cells-genes", type=int, help="genes on the cells axis (1,000)")
     g.add_argument("--scaling-genes-cells", type=int, help="cells on the genes axis (50,000)")
     g.add_argument("--scaling-timeout", type=float, default=900.0, help="limit on each pipeline run (s)")
+    g = p.add_argument_group("fidelity")
+    g.add_argument("--fidelity-cells", type=_ints, help="embedding sizes, e.g. 30000,50000")
+    g.add_argument("--fidelity-seeds", type=_ints, help="seeds of each embedding and search, e.g. 0,1,2")
+    g.add_argument(
+        "--fidelity-geometries",
+        type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
+        default=["planted", "blobs"],
+        help="embeddings: planted (the simulator's), blobs (12 anisotropic blobs + 5%% background)",
+    )
+    g.add_argument("--fidelity-search-cells", type=int, help="fast path's search subsample (default: cells // 3)")
+    g.add_argument("--fidelity-timeout", type=float, default=1200.0, help="limit on exact + fast search (s)")
     p.add_argument("--setup-timeout", type=float, default=1200.0, help="limit on imports + warm-up + data (s)")
     args = p.parse_args(argv)
     parts = []
@@ -107,6 +125,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             if part not in parts:
                 parts.append(part)
     args.parts = parts
+    for geometry in args.fidelity_geometries:
+        if geometry not in ("planted", "blobs"):
+            p.error(f"--fidelity-geometries: unknown geometry {geometry!r}; choose from planted, blobs")
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
@@ -115,6 +136,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.hotspot_timeout = min(args.hotspot_timeout, 120.0)
         args.floor_timeout = min(args.floor_timeout, 120.0)
         args.scaling_timeout = min(args.scaling_timeout, 120.0)
+        args.fidelity_timeout = min(args.fidelity_timeout, 120.0)
         args.setup_timeout = min(args.setup_timeout, 120.0)
     return args
 
@@ -226,7 +248,92 @@ def run_scaling(args) -> dict:
     return section
 
 
-RUNNERS = {"hotspot": run_hotspot, "floor": run_floor, "scaling": run_scaling}
+def run_fidelity(args) -> dict:
+    """Exact vs fast probe placement on the same embeddings: coverage-loss ratio and seconds."""
+    section = {
+        "measured_at": now(),
+        "timeout_s": args.fidelity_timeout,
+        "config": {
+            "locality_cells": 200,
+            "overlap": 3,
+            "search_cells": args.fidelity_search_cells or "cells // 3",
+            "target_ratio": _report.FIDELITY_TARGET,
+        },
+        "rows": [],
+    }
+    for geometry in args.fidelity_geometries:
+        for n_cells in args.fidelity_cells:
+            for seed in args.fidelity_seeds:
+                params = {
+                    "geometry": geometry,
+                    "n_cells": n_cells,
+                    "seed": seed,
+                    "search_cells": args.fidelity_search_cells or n_cells // 3,
+                }
+                res = run_worker(
+                    "fidelity", params, timeout=args.fidelity_timeout, setup_timeout=args.setup_timeout, verbose=False
+                )
+                section["rows"].append(res)
+                print(f"  [fidelity] {_fidelity_line(res)}", flush=True)
+    section["summary"] = fidelity_summary(section["rows"])
+    return section
+
+
+def _fidelity_line(res: dict) -> str:
+    p = res.get("params", {})
+    label = f"{p.get('geometry')}, {p.get('n_cells'):,} cells, seed {p.get('seed')}"
+    if res.get("status") != "done":
+        tail = (res.get("log_tail") or "")[-800:]
+        return f"{label}: {_report._timed(res)} in {res.get('stage')!r} {tail}"
+    e, f = res["exact"], res["fast"]
+    ratio = "–" if res.get("ratio") is None else f"{res['ratio']:.3f}"
+    return (
+        f"{label}: loss exact {e['coverage_loss']:.4f} ({e['seconds']:.1f} s), fast {f['coverage_loss']:.4f}"
+        f" ({f['seconds']:.1f} s), ratio {ratio}; wall {res.get('wall_s')} s, load {res.get('load_average_after')}"
+    )
+
+
+def fidelity_summary(rows: list[dict]) -> dict:
+    """Mean and worst fast / exact loss ratio over seeds per (geometry, cells), and overall, vs the target."""
+    target = _report.FIDELITY_TARGET
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("status") == "done" and r.get("ratio") is not None:
+            groups.setdefault(f"{r['params']['geometry']} {r['params']['n_cells']}", []).append(r["ratio"])
+    by_group = {
+        name: {
+            "n_seeds": len(v),
+            "mean_ratio": round(sum(v) / len(v), 4),
+            "worst_ratio": round(max(v), 4),
+            "mean_met": sum(v) / len(v) <= target,
+            "worst_met": max(v) <= target,
+        }
+        for name, v in groups.items()
+    }
+    ratios = [x for v in groups.values() for x in v]
+    n_failed = sum(r.get("status") != "done" for r in rows)
+    summary = {"target": target, "groups": by_group, "n_rows": len(rows), "n_not_measured": n_failed}
+    if ratios:
+        worst_mean = max(g["mean_ratio"] for g in by_group.values())
+        summary.update(
+            worst_ratio=round(max(ratios), 4),
+            mean_ratio=round(sum(ratios) / len(ratios), 4),
+            worst_group_mean_ratio=worst_mean,
+            mean_met=worst_mean <= target,  # every (geometry, cells) within target on average over seeds
+            worst_met=max(ratios) <= target,  # every single run within target
+        )
+        summary["text"] = (
+            f"worst single run {summary['worst_ratio']:.3f} ({'met' if summary['worst_met'] else 'missed'}),"
+            f" worst mean over seeds {worst_mean:.3f} ({'met' if summary['mean_met'] else 'missed'}),"
+            f" mean of all runs {summary['mean_ratio']:.3f}"
+            + (f"; {n_failed} run(s) not measured to the end" if n_failed else "")
+        )
+    else:
+        summary["text"] = "no run measured to the end — missed"
+    return summary
+
+
+RUNNERS = {"hotspot": run_hotspot, "floor": run_floor, "scaling": run_scaling, "fidelity": run_fidelity}
 
 
 def main(argv=None) -> int:
