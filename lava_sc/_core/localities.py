@@ -437,12 +437,12 @@ def find_localities(
     knn_method
         Passed to :class:`~lava_sc._core.knn.NeighbourIndex`.
     max_exact_cells
-        Above this many points, DIRECT runs on a uniform subsample of ``search_cells`` points and
-        the chosen weights place the probes on all points with one fast weighted l-means (Lloyd
-        with KD-tree assignment): the exact search would re-run a full k-means of all points at
-        every evaluation.
+        Above this many points, DIRECT runs on a uniform subsample with the same geometry (see
+        :func:`subsample_search`); its ``FINAL_CANDIDATES`` best (alpha, beta) are placed on all
+        points, and the winner is converged from ``FINAL_SEEDS`` k-means++ seeds: the exact search
+        would re-run a k-means of all points at every evaluation.
     search_cells
-        Size of that subsample.
+        Smallest size of that subsample (at least ``MIN_SEARCH_LOCALITY`` cells per locality).
     progress
         Optional callable invoked after every evaluation (e.g. a tqdm ``update``).
     """
@@ -513,41 +513,6 @@ def subsample_search(points, n_cells, n_loc, search_cells, random_state, bounds,
     )
     ranked = sorted(cache.items(), key=lambda kv: (kv[1][0], kv[0]))
     return [ab for ab, _ in ranked[:FINAL_CANDIDATES]], len(cache)
-
-
-def refine_on_all_points(
-    index, in_degree, mean_dist, n_cells, n_loc, random_state, alpha, beta, bounds, progress, step=0.4, min_step=0.1
-):
-    """Compass search around the subsample's (alpha, beta) on all points, each placement warm-started.
-
-    The subsample's localities are wider than the real ones, so its optimum is only a starting point.
-    Returns alpha, beta, loss, probes, members, coverage, evaluations.
-    """
-
-    def evaluate(a, b, init):
-        probes = place_probes_fast(index.data, cell_weights(in_degree, mean_dist, a, b), n_loc, random_state, init=init)
-        members, coverage = members_and_coverage(index, probes, n_cells)
-        if progress is not None:
-            progress()
-        return coverage_loss(coverage, in_degree), probes, members, coverage
-
-    best = (alpha, beta, *evaluate(alpha, beta, None))
-    n_eval = 1
-    while step >= min_step:
-        improved = False
-        for da, db in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
-            a = float(np.clip(best[0] + da, *bounds[0]))
-            b = float(np.clip(best[1] + db, *bounds[1]))
-            if (a, b) == best[:2]:
-                continue
-            trial = (a, b, *evaluate(a, b, best[3]))
-            n_eval += 1
-            if trial[2] < best[2]:
-                best, improved = trial, True
-                break
-        if not improved:
-            step /= 2
-    return (*best, n_eval)
 
 
 def direct_search(
