@@ -460,9 +460,25 @@ def gather_rows(matrix, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def column_floor(matrix) -> np.ndarray:
     """Each gene's minimum over all cells; a gene is 'detected' in a cell when above it."""
+    if sp.issparse(matrix) and matrix.format == "csr":  # one pass over the stored entries, no CSC copy
+        low, stored = _csr_column_min(matrix.indices, matrix.data, matrix.shape[1])
+        implicit_zero = stored < matrix.shape[0]
+        return np.where(implicit_zero, np.minimum(low, 0), low).astype(matrix.dtype)
     if sp.issparse(matrix):
         return np.asarray(matrix.min(axis=0).toarray()).ravel()
     return np.asarray(matrix.min(axis=0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _csr_column_min(indices, data, n_cols):
+    low = np.full(n_cols, np.inf)
+    stored = np.zeros(n_cols, dtype=np.int64)
+    for p in range(len(data)):
+        j = indices[p]
+        stored[j] += 1
+        if data[p] < low[j]:
+            low[j] = data[p]
+    return low, stored
 
 
 @numba.njit(cache=True, nogil=True)
