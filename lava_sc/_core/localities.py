@@ -199,11 +199,14 @@ def _grid_layout(points):
 
 
 @numba.njit(cache=True)
-def _visit(x, y, pts, w, closest, start, g, xmin, ymin, hx, hy, cell_max, cell_pot, block_max, block_pot, apply):
+def _visit(x, y, grid, apply):
     """Potential reduction if (x, y) became a centre, visiting only blocks and cells it can improve.
 
-    With ``apply`` the closest distances and the cell and block summaries are updated too.
+    ``grid`` = (points, weights, closest, cell starts, g, xmin, ymin, hx, hy, cell max, cell potential,
+    block max, block potential). With ``apply`` the closest distances and the cell and block
+    summaries are updated too.
     """
+    pts, w, closest, start, g, xmin, ymin, hx, hy, cell_max, cell_pot, block_max, block_pot = grid
     nb = (g + _BLOCK - 1) // _BLOCK
     red = 0.0
     for b in range(nb * nb):
@@ -289,26 +292,10 @@ def _kmeans_plus_plus_2d(points, weights, k, uniforms, n_trials):
     closest = np.full(n, np.inf)
     cell_max, cell_pot = np.full(g * g, np.inf), np.zeros(g * g)
     block_max, block_pot = np.full(nb * nb, np.inf), np.zeros(nb * nb)
+    grid = (pts, w, closest, start, g, xmin, ymin, hx, hy, cell_max, cell_pot, block_max, block_pot)
     centres = np.empty((k, 2))
     centres[0] = pts[first]
-    _visit(
-        pts[first, 0],
-        pts[first, 1],
-        pts,
-        w,
-        closest,
-        start,
-        g,
-        xmin,
-        ymin,
-        hx,
-        hy,
-        cell_max,
-        cell_pot,
-        block_max,
-        block_pot,
-        True,
-    )
+    _visit(pts[first, 0], pts[first, 1], grid, True)
     draw = 1
     for c in range(1, k):
         total = block_pot.sum()
@@ -316,45 +303,11 @@ def _kmeans_plus_plus_2d(points, weights, k, uniforms, n_trials):
         for _ in range(n_trials):
             cand = _sample(uniforms[draw] * total, w, closest, start, g, cell_pot, block_pot)
             draw += 1
-            red = _visit(
-                pts[cand, 0],
-                pts[cand, 1],
-                pts,
-                w,
-                closest,
-                start,
-                g,
-                xmin,
-                ymin,
-                hx,
-                hy,
-                cell_max,
-                cell_pot,
-                block_max,
-                block_pot,
-                False,
-            )
+            red = _visit(pts[cand, 0], pts[cand, 1], grid, False)
             if red > best_red:
                 best_red, best = red, cand
         centres[c] = pts[best]
-        _visit(
-            pts[best, 0],
-            pts[best, 1],
-            pts,
-            w,
-            closest,
-            start,
-            g,
-            xmin,
-            ymin,
-            hx,
-            hy,
-            cell_max,
-            cell_pot,
-            block_max,
-            block_pot,
-            True,
-        )
+        _visit(pts[best, 0], pts[best, 1], grid, True)
     return centres
 
 

@@ -86,57 +86,6 @@ def locality_pair_r(
     return set_pair_r(block, floor, np.asarray(gene_a, np.int64), np.asarray(gene_b, np.int64), min_detected)
 
 
-def module_locality_activity(
-    matrix,
-    membership: sp.csc_matrix,
-    gene_a: np.ndarray,
-    gene_b: np.ndarray,
-    module: np.ndarray,
-    weight: np.ndarray,
-    n_modules: int,
-    *,
-    min_detected: float = 0.1,
-    progress: Callable[[], object] | None = None,
-    n_jobs: int | None = None,
-) -> np.ndarray:
-    """Weighted mean correlation of each module's pairs in each locality (localities x modules).
-
-    Parameters
-    ----------
-    matrix
-        Cells x genes expression (float32 CSR or dense); ``gene_a`` / ``gene_b`` index its columns.
-    membership
-        Cells x localities membership (CSC).
-    gene_a, gene_b
-        Column indices of the two genes of every pair.
-    module
-        Module code (``0 .. n_modules - 1``) of every pair.
-    weight
-        Weight of every pair; each module's weights must not sum to 0.
-    n_modules
-        Number of modules.
-    min_detected
-        Detection rule of ``tl.modules``: a pair counts as 0 where one of its genes
-        is detected in fewer than this fraction of the locality's cells.
-    progress
-        Called once per locality.
-    n_jobs
-        Threads (see :func:`~lava_sc._core.correlations.resolve_n_jobs`); the result does not depend on it.
-    """
-    return module_set_activity(
-        matrix,
-        membership,
-        gene_a,
-        gene_b,
-        module,
-        weight,
-        n_modules,
-        min_detected=min_detected,
-        progress=progress,
-        n_jobs=n_jobs,
-    )
-
-
 def module_set_activity(
     matrix,
     membership: sp.csc_matrix,
@@ -151,11 +100,35 @@ def module_set_activity(
     progress: Callable[[], object] | None = None,
     n_jobs: int | None = None,
 ) -> np.ndarray:
-    """:func:`module_locality_activity` for any cell sets (columns of ``membership``), optionally partial.
+    """Weighted mean correlation of each module's pairs in each cell set (sets x modules).
 
-    With ``covariates`` (cells x k), each set's expression is residualised on the set's covariates
-    before correlating (the partial correlation of ``tl.correlations(partial_out=...)``), with the
-    same detection rule. Sets run in ``n_jobs`` threads.
+    The sets are the columns of ``membership``: LAVA's localities for locality activity, or e.g. the
+    cells of one donor in one cell type for ``tl.differential``.
+
+    Parameters
+    ----------
+    matrix
+        Cells x genes expression (float32 CSR or dense); ``gene_a`` / ``gene_b`` index its columns.
+    membership
+        Cells x sets membership (CSC).
+    gene_a, gene_b
+        Column indices of the two genes of every pair.
+    module
+        Module code (``0 .. n_modules - 1``) of every pair.
+    weight
+        Weight of every pair; each module's weights must not sum to 0.
+    n_modules
+        Number of modules.
+    min_detected
+        Detection rule of ``tl.modules``: a pair counts as 0 where one of its genes is detected in
+        fewer than this fraction of the set's cells.
+    covariates
+        Cells x k: each set's expression is residualised on its covariates before correlating (the
+        partial correlation of ``tl.correlations(partial_out=...)``).
+    progress
+        Called once per set.
+    n_jobs
+        Threads (see :func:`~lava_sc._core.correlations.resolve_n_jobs`); the result does not depend on it.
     """
     gene_a = np.asarray(gene_a, dtype=np.int64)
     gene_b = np.asarray(gene_b, dtype=np.int64)
@@ -187,3 +160,7 @@ def module_set_activity(
             for _ in cols if progress is not None else ():
                 progress()
     return out
+
+
+#: the same computation, named for its use on LAVA's localities
+module_locality_activity = module_set_activity
