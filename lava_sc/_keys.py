@@ -18,6 +18,16 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
     uns[key]["enrichment"]           DataFrame: module, gene_set, overlap, ..., pvalue, qvalue, genes
     uns[key]["differential"]         DataFrame: module, <within>, condition, reference, ... (tl.differential)
 
+Tools that write under their own ``key_added`` (never under a LAVA ``key``)::
+
+    obsm[f"{key_added}_activity"], uns[key_added]     tl.score (default "lava_score"): like tl.modules
+    uns[key_added], var[f"{key_added}_attribution"],  tl.corpus_attribution ("cocoa"),
+      obs[f"{key_added}_target"], layers[key_added]    tl.label_free_importance ("label_free");
+                                                       the layer only with store_cells=True
+    uns[key_added]                                    tl.counterfactual_attribution ("dac"),
+                                                       tl.module_faithfulness ("faithfulness"),
+                                                       tl.stability ("stability")
+
 Everything with one entry per cell lives in ``obs`` / ``obsm``, so that ``adata[mask]`` subsets it with
 the cells; ``uns`` holds only per-locality, per-pair, per-module and scalar entries. A cell's coverage
 (how many localities contain it) is the row sum of ``obsm[f"{key}_localities"]``.
