@@ -22,7 +22,8 @@ Tools that write under their own ``key_added`` (never under a LAVA ``key``)::
 
     obsm[f"{key_added}_activity"], uns[key_added]     tl.score (default "lava_score"): like tl.modules
     uns[key_added], var[f"{key_added}_attribution"],  tl.corpus_attribution ("cocoa"),
-      obs[f"{key_added}_target"], layers[key_added]    tl.label_free_importance ("label_free");
+      obs[f"{key_added}_target"] (COCOA also _set),    tl.label_free_importance ("label_free");
+      layers[key_added]
                                                        the layer only with store_cells=True
     uns[key_added]                                    tl.counterfactual_attribution ("dac"),
                                                        tl.module_faithfulness ("faithfulness"),
