@@ -23,8 +23,7 @@ Tools that write under their own ``key_added`` (never under a LAVA ``key``)::
     obsm[f"{key_added}_activity"], uns[key_added]     tl.score (default "lava_score"): like tl.modules
     uns[key_added], var[f"{key_added}_attribution"],  tl.corpus_attribution ("cocoa"),
       obs[f"{key_added}_target"] (COCOA also _set),    tl.label_free_importance ("label_free");
-      layers[key_added]
-                                                       the layer only with store_cells=True
+      layers[key_added] (only with store_cells=True)
     uns[key_added]                                    tl.counterfactual_attribution ("dac"),
                                                        tl.module_faithfulness ("faithfulness"),
                                                        tl.stability ("stability")
