@@ -1,11 +1,13 @@
 """Per-locality gene-gene correlations, calibrated against a within-locality permutation null.
 
-For a locality (n cells x G genes) we compute the observed correlation matrix and the correlation
-matrix of the same genes after independently permuting each gene's values across the locality's
-cells. The permuted matrix has exactly the same pairs with the same marginals (size, sparsity,
-skew), so it is an exchangeable null for every pair. Within strata of pairs that share a detection
-class, the threshold is the smallest t with ``(1 + #null >= t) / #observed >= t <= fdr`` (the
-knockoff+ estimate), which controls the false discovery rate per locality and stratum.
+For a locality (n cells x G genes) we compute the observed correlation matrix of the genes tested
+there and the correlation matrix of the same genes after shuffling their values across the
+locality's cells: one random permutation of the cells, then a different cyclic shift for each gene,
+so every pair of genes is paired through a random derangement of the cells (pairs whose shifts
+coincide get one more shift). The null matrix has exactly the same pairs with the same marginals
+(size, sparsity, skew), so it is an exchangeable null for every pair. Within strata of pairs that
+share a detection class, the threshold is the smallest t with ``(1 + #null >= t) / #observed >= t
+<= fdr`` (the knockoff+ estimate), which controls the false discovery rate per locality and stratum.
 """
 
 from __future__ import annotations
