@@ -190,3 +190,19 @@ def check_per_cell(adata: AnnData, values, where: str, tool: str, key: str) -> N
             f"{where} has {n} rows but adata has {adata.n_obs} cells, so its rows no longer match the cells "
             f"(was adata subset after the tool?); rerun {run_hint(tool, key)}."
         )
+
+
+#: entries of ``uns[key]`` that mark LAVA results (localities, correlations, modules)
+LAVA_ENTRIES = (Keys.probes, Keys.sketch, Keys.modules, Keys.module_genes, Keys.locality_activity)
+
+
+def check_not_lava_slot(adata: AnnData, key_added: str, entries=LAVA_ENTRIES) -> None:
+    """Refuse a ``key_added`` whose ``uns`` slot holds LAVA results (any of ``entries``) that a tool
+    writing there would overwrite or mix with its own."""
+    slot = adata.uns.get(key_added)
+    found = [entry for entry in entries if isinstance(slot, Mapping) and entry in slot]
+    if found:
+        raise ValueError(
+            f"uns[{key_added!r}] holds LAVA results ({', '.join(found)}) that this tool would overwrite; "
+            "choose another `key_added`."
+        )

@@ -20,17 +20,23 @@ from .._core.attribution import (
     encode,
 )
 from .._core.distributed import is_dask
-from .._keys import DEFAULT_KEY, Keys
+from .._keys import DEFAULT_KEY
 from .._utils import log_added, progress, store_params
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression
+from .._validate import (
+    check_adata,
+    check_choice,
+    check_float,
+    check_int,
+    check_key,
+    check_not_lava_slot,
+    expression,
+)
 
 #: entries of ``uns[key_added]`` written by the attribution tools
 GENES = "genes"
 GROUPS = "groups"
 COMPLETENESS = "completeness"
 BASELINES = ("zero", "mean")
-#: entries of ``uns[key]`` that mark LAVA results (never overwritten by an attribution)
-LAVA_ENTRIES = (Keys.probes, Keys.sketch, Keys.modules, Keys.locality_activity)
 #: relative mismatch between ``obsm["X_pca"]`` and the PCA recomputed from the expression that triggers a warning
 PCA_MISMATCH = 1e-2
 
@@ -170,7 +176,7 @@ def corpus_attribution(
     """
     check_adata(adata)
     key_added = check_key(key_added)
-    check_key_added(adata, key_added)
+    check_not_lava_slot(adata, key_added)
     method = check_choice("method", method, METHODS)
     n_steps = check_int("n_steps", n_steps, low=1)
     random_state = check_int("random_state", random_state, low=0)
@@ -277,15 +283,6 @@ def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be True or False, got {value!r}.")
     return bool(value)
-
-
-def check_key_added(adata: AnnData, key_added: str) -> None:
-    slot = adata.uns.get(key_added)
-    if isinstance(slot, Mapping) and any(entry in slot for entry in LAVA_ENTRIES):
-        raise ValueError(
-            f"uns[{key_added!r}] holds LAVA results that the attribution would overwrite; choose another "
-            "`key_added` (e.g. 'cocoa' or 'label_free')."
-        )
 
 
 def cell_mask(adata: AnnData, spec, what: str) -> tuple[np.ndarray, str]:

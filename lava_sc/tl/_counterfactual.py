@@ -10,9 +10,18 @@ from scanpy import logging as logg
 
 from .._core import counterfactual as cf
 from .._core.distributed import is_dask
-from .._keys import DAC_KEY, Keys
+from .._keys import DAC_KEY
 from .._utils import log_added, store, store_params
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, expression
+from .._validate import (
+    check_adata,
+    check_choice,
+    check_float,
+    check_int,
+    check_key,
+    check_not_lava_slot,
+    embedding,
+    expression,
+)
 
 #: pairs whose predicted probabilities of group A differ by less than this are not used (unstable ratio)
 MIN_DIFFERENCE = 0.1
@@ -155,7 +164,7 @@ def counterfactual_attribution(
     target = check_choice("target", target, cf.TARGETS)
     n_steps = check_int("n_steps", n_steps, low=1)
     n_masks = check_int("n_masks", n_masks, low=2)
-    _check_not_lava(adata, key_added)
+    check_not_lava_slot(adata, key_added)
     setup = prepare(
         adata,
         groupby,
@@ -359,14 +368,6 @@ def prepare(
             random_state=random_state,
         ),
     )
-
-
-def _check_not_lava(adata: AnnData, key_added: str) -> None:
-    slot = adata.uns.get(key_added)
-    if isinstance(slot, dict) and any(e in slot for e in (Keys.probes, Keys.sketch, Keys.module_genes)):
-        raise ValueError(
-            f"uns[{key_added!r}] holds LAVA results that this tool would mix with its own; choose another `key_added`."
-        )
 
 
 def _cell_mask(adata: AnnData, cells) -> np.ndarray:

@@ -13,6 +13,7 @@ from scipy import stats
 from .._core.correlations import gene_matrix
 from .._core.distributed import gather_columns, is_dask
 from .._core.score import module_set_activity
+from .._core.stats import benjamini_hochberg as bh
 from .._keys import DEFAULT_KEY, Keys, module_names
 from .._utils import log_added, progress, store, store_params
 from .._validate import check_adata, check_choice, check_int, check_key, expression
@@ -517,16 +518,6 @@ def _table(rows: list[dict], names, within: str | None, reference: str, measure:
     for column in ("n_condition", "n_reference", "n_cells_condition", "n_cells_reference"):
         table[column] = table[column].astype(np.int64)
     return table
-
-
-def bh(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg q-values over the finite p-values; NaN elsewhere."""
-    pvalues = np.asarray(pvalues, dtype=np.float64)
-    q = np.full(pvalues.shape, np.nan)
-    finite = np.isfinite(pvalues)
-    if finite.any():
-        q[finite] = stats.false_discovery_control(pvalues[finite], method="bh")
-    return q
 
 
 def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 from scipy.stats import hypergeom
 
+from .._core.stats import benjamini_hochberg
 from .._keys import DEFAULT_KEY, Keys
 from .._utils import log_added, store, store_params
 from .._validate import check_adata, check_int, check_key
@@ -253,17 +254,3 @@ def odds_ratio(overlap, n_universe: int, set_size, module_size) -> np.ndarray:
     d = n_universe - module_size - set_size + a
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where((b > 0) & (c > 0), a * d / np.maximum(b * c, 1), np.inf)
-
-
-def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1)."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    n = p.size
-    if n == 0:
-        return p.copy()
-    order = np.argsort(p, kind="stable")
-    ranked = p[order] * n / np.arange(1, n + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(n)
-    out[order] = np.minimum(q, 1.0)
-    return out

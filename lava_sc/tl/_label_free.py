@@ -9,12 +9,11 @@ from scanpy import logging as logg
 
 from .._core.attribution import METHODS, SelfInnerProduct
 from .._utils import log_added, store_params
-from .._validate import check_adata, check_choice, check_int, check_key
+from .._validate import check_adata, check_choice, check_int, check_key, check_not_lava_slot
 from ._corpus_attribution import (
     GROUPS,
     added_lines,
     check_bool,
-    check_key_added,
     prepare,
     run_attribution,
     write_results,
@@ -114,7 +113,7 @@ def label_free_importance(
     """
     check_adata(adata)
     key_added = check_key(key_added)
-    check_key_added(adata, key_added)
+    check_not_lava_slot(adata, key_added)
     method = check_choice("method", method, METHODS)
     n_steps = check_int("n_steps", n_steps, low=1)
     store_cells = check_bool("store_cells", store_cells)

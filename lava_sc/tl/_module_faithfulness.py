@@ -8,11 +8,11 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core import counterfactual as cf
+from .._core.stats import benjamini_hochberg
 from .._keys import DEFAULT_KEY, FAITHFULNESS_KEY, Keys
 from .._utils import log_added, store, store_params
-from .._validate import check_adata, check_int, check_key, require
-from ._counterfactual import _check_not_lava, prepare
-from ._differential import bh
+from .._validate import check_adata, check_int, check_key, check_not_lava_slot, require
+from ._counterfactual import prepare
 
 #: columns of ``uns[key_added]["modules"]``
 COLUMNS = (
@@ -118,7 +118,7 @@ def module_faithfulness(
             "pass e.g. key_added='faithfulness'."
         )
     n_random = check_int("n_random", n_random, low=1)
-    _check_not_lava(adata, key_added)
+    check_not_lava_slot(adata, key_added)
     require(adata, key, Keys.module_genes, "modules")
     table = adata.uns[key][Keys.module_genes]
     names = _module_names(table, modules)
@@ -171,7 +171,7 @@ def module_faithfulness(
             }
         )
     result = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "qvalue"])
-    result["qvalue"] = bh(result["pvalue"].to_numpy())
+    result["qvalue"] = benjamini_hochberg(result["pvalue"].to_numpy())
     result["module"] = result["module"].astype(str).astype(object)
     result[["n_genes", "n_genes_used"]] = result[["n_genes", "n_genes_used"]].astype(np.int64)
     store(

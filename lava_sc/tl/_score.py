@@ -16,7 +16,15 @@ from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names
 from .._utils import log_added, progress, restore_on_error, store_params
-from .._validate import check_adata, check_float, check_int, check_key, check_localities, expression
+from .._validate import (
+    check_adata,
+    check_float,
+    check_int,
+    check_key,
+    check_localities,
+    check_not_lava_slot,
+    expression,
+)
 from ..io import as_gene_sets
 from ._localities import localities
 from ._modules import nearest_probe
@@ -137,11 +145,7 @@ def score(
     random_state = check_int("random_state", random_state, low=0)
     if not adata.var_names.is_unique:
         raise ValueError("adata.var_names has duplicates; run adata.var_names_make_unique() first.")
-    if key_added in adata.uns and any(e in adata.uns[key_added] for e in (Keys.probes, Keys.sketch)):
-        raise ValueError(
-            f"uns[{key_added!r}] holds LAVA localities or correlations that scoring would overwrite; "
-            "choose another `key_added`."
-        )
+    check_not_lava_slot(adata, key_added, entries=(Keys.probes, Keys.sketch))  # modules: its own output
     pairs = module_pairs(modules, key)
     values = expression(adata, layer)
     pairs = drop_missing(pairs, adata.var_names)
