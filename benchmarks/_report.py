@@ -133,7 +133,7 @@ def floor_markdown(section: dict) -> str:
         out += [
             "",
             f"Profile of `tl.correlations` at {r['n_cells']:,} × {r['n_genes']} (cProfile, {prof['total_s']:.1f} s"
-            " under the profiler; cumulative time of LAVA's kernels, which may nest):",
+            " under the profiler, one thread; cumulative time of LAVA's kernels, which may nest):",
             "",
             "| kernel | what | calls | seconds | share |",
             "|---|---|---:|---:|---:|",

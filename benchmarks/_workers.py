@@ -421,28 +421,31 @@ def worker_floor(params: dict, rec: Recorder) -> None:
 
 #: LAVA functions whose cumulative time the profile reports when they exist (names may change)
 PROFILE_FUNCTIONS = {
-    "gram": "GEMM (ssyrk, observed + permuted)",
-    "rows_dense": "gather locality rows (sparse -> dense)",
-    "standardise": "standardise (centre / residualise, scale)",
-    "_histograms": "numba: null/observed histograms",
-    "_select": "numba: select significant pairs",
+    "syrk_upper": "GEMM (ssyrk, observed + shuffled null)",
+    "gather_rows": "gather locality rows (sparse -> dense)",
+    "_column_stats": "numba: column means, norms, detection",
+    "_write_tested": "numba: standardise tested genes + null copies",
+    "_scan": "numba: histograms and candidates (both Gram matrices)",
     "knockoff_thresholds": "knockoff thresholds (numpy)",
     "strongest_partners": "max_partners filter",
-    "permuted": "permutation (rng.permuted)",
     "column_floor": "per-gene floor",
-    "gene_matrix": "gene matrix (copy to float32)",
+    "gene_matrix": "gene matrix (float32 CSR, no copy when all genes)",
     "assemble_sketch": "assemble sketch",
 }
 
 
 def profile_correlations(adata, top: int = 15) -> dict:
-    """cProfile of one ``tl.correlations`` call: LAVA's named kernels and the top functions by own time."""
+    """cProfile of one ``tl.correlations`` call: LAVA's named kernels and the top functions by own time.
+
+    Run with ``n_jobs=1``: cProfile sees only the calling thread, so with worker threads every kernel
+    would hide behind a lock wait. This is a separate call from the timed one.
+    """
     import lava_sc
 
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    lava_sc.tl.correlations(adata)
+    lava_sc.tl.correlations(adata, n_jobs=1)
     prof.disable()
     total = time.perf_counter() - t0
     stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
@@ -450,7 +453,7 @@ def profile_correlations(adata, top: int = 15) -> dict:
     for (file, _line, name), (_cc, ncalls, _tottime, cumtime, _callers) in stats.items():
         label = name.split("'")[1] if name.startswith("<method '") else name
         for key, desc in PROFILE_FUNCTIONS.items():
-            if label == key and ("lava_sc" in file or key == "permuted"):
+            if label == key and "lava_sc" in file:
                 entry = by_name.setdefault(key, {"what": desc, "cumtime_s": 0.0, "ncalls": 0})
                 entry["cumtime_s"] += cumtime
                 entry["ncalls"] += ncalls

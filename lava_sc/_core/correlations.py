@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .blas import syrk_upper
@@ -63,15 +62,6 @@ def standardise(values: np.ndarray, covariates: np.ndarray | None = None) -> tup
     x[:, valid] /= norm[valid]
     x[:, ~valid] = 0.0
     return x.astype(np.float32), valid
-
-
-def gram(z: np.ndarray) -> np.ndarray:
-    """Upper triangle of z.T @ z with a symmetric rank-k update (float32 BLAS ``ssyrk``).
-
-    ``z.T`` of a C-ordered ``z`` is Fortran-ordered, which BLAS takes without a copy; the result is
-    Fortran-ordered (and only its upper triangle is meaningful).
-    """
-    return blas.ssyrk(1.0, z.T, trans=0, lower=0)
 
 
 def detection_class(detected_fraction: np.ndarray) -> np.ndarray:
@@ -413,12 +403,6 @@ def sketch_block(
     return LocalitySketch(ia, ib, r, int(n_tests), null_at)
 
 
-def pair_correlations(values: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, covariates=None) -> np.ndarray:
-    """Correlation of the given gene pairs inside one locality (0 where a gene is constant)."""
-    z, _ = standardise(values, covariates)
-    return np.einsum("ij,ij->j", z[:, gene_a], z[:, gene_b], dtype=np.float64)
-
-
 @dataclass(frozen=True)
 class SketchOptions:
     """Test settings shared by every locality (see :func:`locality_sketch`)."""
@@ -443,11 +427,6 @@ def gene_matrix(values, gene_idx: np.ndarray):
     if sp.issparse(sub):
         return sp.csr_matrix(sub, dtype=np.float32)
     return np.ascontiguousarray(sub, dtype=np.float32)
-
-
-def rows_dense(matrix, rows: np.ndarray) -> np.ndarray:
-    block = matrix[rows]
-    return block.toarray() if sp.issparse(block) else np.asarray(block)
 
 
 def gather_rows(matrix, rows: np.ndarray, out: np.ndarray) -> np.ndarray:

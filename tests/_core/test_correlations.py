@@ -9,13 +9,12 @@ from lava_sc._core.correlations import (
     SketchOptions,
     _scan,
     _write_tested,
-    gram,
     knockoff_thresholds,
     locality_sketch,
-    pair_correlations,
     sketch_localities,
     standardise,
 )
+from lava_sc._core.score import locality_pair_r
 
 
 def sparse_null_block(rng, n=150, g=400):
@@ -23,6 +22,12 @@ def sparse_null_block(rng, n=150, g=400):
     mu = rng.uniform(-3.5, 1.5, g)
     counts = rng.negative_binomial(2, 2 / (2 + np.exp(mu)), size=(n, g))
     return np.log1p(counts).astype(np.float32)
+
+
+def gram(z):
+    """Upper triangle of z.T @ z from the BLAS call the kernel uses."""
+    z = np.asfortranarray(z, dtype=np.float32)
+    return syrk_upper(z, np.empty((z.shape[1], z.shape[1]), dtype=np.float32, order="F"))
 
 
 def test_gram_matches_numpy_correlation():
@@ -55,12 +60,13 @@ def test_constant_genes_are_flagged_not_nan():
     assert np.isfinite(z).all()
 
 
-def test_pair_correlations_match_gram():
+def test_pair_correlations_of_a_locality_match_gram():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(60, 10))
     x[:, 3] += x[:, 1]
     z, _ = standardise(x)
-    r = pair_correlations(x, np.array([1, 0]), np.array([3, 9]))
+    no_floor = np.full(10, -np.inf, dtype=np.float32)  # every gene detected everywhere
+    r = locality_pair_r(x.astype(np.float32), no_floor, np.array([1, 0]), np.array([3, 9]), 0.0)
     np.testing.assert_allclose(r, [gram(z)[1, 3], gram(z)[0, 9]], atol=1e-5)
 
 
