@@ -24,10 +24,10 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .blas import syrk_upper
+from .scan import N_BINS, scan_levels, significant_pairs, strongest_partners
 
 #: detection-fraction edges of the gene classes that define the null strata
 DETECTION_EDGES = (0.25, 0.6)
-N_BINS = 1000
 #: localities per unit of work handed to a thread
 LOCALITIES_PER_CHUNK = 8
 
@@ -64,8 +64,31 @@ def standardise(values: np.ndarray, covariates: np.ndarray | None = None) -> tup
     return x.astype(np.float32), valid
 
 
-def detection_class(detected_fraction: np.ndarray) -> np.ndarray:
-    return np.searchsorted(np.asarray(DETECTION_EDGES), detected_fraction, side="right").astype(np.int64)
+_EDGES = np.asarray(DETECTION_EDGES, dtype=np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _tested_genes(norm, amax, det_frac, n, min_detected, edges):
+    """The tested genes (varying, detected in at least ``min_detected`` of the cells), stably sorted
+    by detection class, the class bounds in that order, and each gene's 1 / norm (0 if constant)."""
+    n_genes = len(norm)
+    inv_norm = np.zeros(n_genes)
+    klass = np.searchsorted(edges, det_frac, side="right")
+    bounds = np.zeros(len(edges) + 2, dtype=np.int64)
+    tested = np.zeros(n_genes, dtype=np.bool_)
+    for g in range(n_genes):
+        if norm[g] > 1e-6 * max(amax[g], 1e-12) * np.sqrt(n):
+            inv_norm[g] = 1.0 / norm[g]
+            tested[g] = det_frac[g] >= min_detected
+            bounds[klass[g] + 1] += tested[g]
+    bounds = np.cumsum(bounds)
+    order = np.empty(bounds[-1], dtype=np.int64)
+    fill = bounds[:-1].copy()
+    for g in range(n_genes):
+        if tested[g]:
+            order[fill[klass[g]]] = g
+            fill[klass[g]] += 1
+    return order, bounds, inv_norm
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,29 +107,33 @@ def _gather_dense(matrix, rows, out):
         out[r, :] = matrix[rows[r], :]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _column_stats(block, floor):
-    """Per column: mean, centred norm, fraction above ``floor`` and largest absolute value (float64)."""
+    """Per column: mean, centred norm, fraction above ``floor`` and largest absolute value (float64).
+
+    fastmath lets the reductions vectorise (summation order is then the compiler's, fixed per build).
+    """
     n, g = block.shape
     mean = np.zeros(g)
     norm = np.zeros(g)
     det = np.zeros(g)
     amax = np.zeros(g)
     for j in range(g):
+        col = block[:, j]
         s = 0.0
         d = 0
-        m = 0.0
+        m = np.float32(0.0)
+        f = floor[j]
         for r in range(n):
-            v = block[r, j]
+            v = col[r]
             s += v
-            if v > floor[j]:
-                d += 1
-            if abs(v) > m:
-                m = abs(v)
+            d += v > f
+            a = abs(v)
+            m = a if a > m else m
         mu = s / max(n, 1)
         ss = 0.0
         for r in range(n):
-            x = block[r, j] - mu
+            x = col[r] - mu
             ss += x * x
         mean[j] = mu
         norm[j] = np.sqrt(ss)
@@ -134,138 +161,6 @@ def _write_tested(block, mean, inv_norm, order, pi2, z, z_null):
         shift = k % n
         for r in range(n):
             z_null[r, k] = z[pi2[r + shift], k]
-
-
-@numba.njit(cache=True, nogil=True)
-def _scan(c_obs, c_null, z_null, bounds, min_bin, n_bins, two_sided):
-    """One pass over the upper triangles of the observed and null Gram matrices (Fortran order).
-
-    Histograms, per pair stratum, of the statistics at or above ``min_bin`` (lower values can never
-    pass the threshold), and the observed candidates among them. Genes are sorted by stratum
-    (stratum ``a`` holds positions ``bounds[a]:bounds[a + 1]``), so for i < j the pair stratum is
-    ``a(i) * n_strata + a(j)`` and is constant over a run of i. Pairs whose null columns got the same
-    cyclic shift (j - i a multiple of n) were paired with themselves in ``c_null``; their null value
-    is replaced by one more shift of gene j.
-    """
-    n_strata = len(bounds) - 1
-    n = z_null.shape[0]
-    lo = float(min_bin)
-    h_obs = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
-    h_null = np.zeros((n_strata * n_strata, n_bins), dtype=np.int64)
-    cap = 4096
-    ci = np.empty(cap, dtype=np.int32)
-    cj = np.empty(cap, dtype=np.int32)
-    cv = np.empty(cap, dtype=np.float32)
-    cs = np.empty(cap, dtype=np.int32)
-    scratch = np.empty(c_obs.shape[0] + 1, dtype=np.float64)
-    k = 0
-    for b in range(n_strata):
-        for j in range(bounds[b], bounds[b + 1]):
-            if k + j + 1 > cap:  # room for every entry of this column, so the inner loops never grow
-                cap = max(2 * cap, k + j + 1)
-                ci, cj, cv, cs = _grow(ci, k, cap), _grow(cj, k, cap), _grow(cv, k, cap), _grow(cs, k, cap)
-            for a in range(b + 1):
-                s = a * n_strata + b
-                i0, i1 = bounds[a], min(bounds[a + 1], j)
-                k = _compact_candidates(c_obs, j, i0, i1, lo, n_bins, two_sided, ci, cv, k, cj, cs, s, h_obs)
-                _null_histogram(c_null, j, i0, i1, lo, n_bins, two_sided, scratch, h_null[s])
-            _fix_same_shift(c_null, z_null, bounds, j, b, n, lo, n_bins, two_sided, h_null)
-    return h_obs, h_null, ci[:k], cj[:k], cv[:k], cs[:k]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _compact_candidates(c_obs, j, i0, i1, lo, n_bins, two_sided, ci, cv, k, cj, cs, s, h_obs):
-    """Append the entries (i0 <= i < i1, j) at or above ``lo`` to the candidates, then histogram them.
-
-    Branch-free: every entry is written and the write position only advances for a candidate, so
-    the loop runs at memory speed whatever the fraction of candidates.
-    """
-    k0 = k
-    for i in range(i0, i1):
-        v = c_obs[i, j]
-        stat = abs(v) if two_sided else v
-        ci[k] = i
-        cv[k] = v
-        k += stat * n_bins >= lo
-    for q in range(k0, k):
-        cj[q] = j
-        cs[q] = s
-        stat = abs(cv[q]) if two_sided else cv[q]
-        h_obs[s, min(int(stat * n_bins), n_bins - 1)] += 1
-    return k
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _null_histogram(c_null, j, i0, i1, lo, n_bins, two_sided, scratch, hist):
-    """Add the null entries (i0 <= i < i1, j) at or above ``lo`` to ``hist`` (branch-free compaction first)."""
-    m = 0
-    for i in range(i0, i1):
-        w = abs(c_null[i, j]) if two_sided else c_null[i, j]
-        w = w * n_bins
-        scratch[m] = w
-        m += w >= lo
-    for q in range(m):
-        hist[min(int(scratch[q]), n_bins - 1)] += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _fix_same_shift(c_null, z_null, bounds, j, b, n, lo, n_bins, two_sided, h_null):
-    """Replace the null entries (i, j) with j - i a multiple of n by gene j shifted one cell further."""
-    n_strata = len(bounds) - 1
-    i = j - n
-    while i >= 0:
-        a = 0
-        while bounds[a + 1] <= i:
-            a += 1
-        s = a * n_strata + b
-        w = abs(c_null[i, j]) if two_sided else c_null[i, j]
-        if w * n_bins >= lo:
-            h_null[s, min(int(w * n_bins), n_bins - 1)] -= 1
-        acc = z_null[n - 1, i] * z_null[0, j]
-        for r in range(n - 1):
-            acc += z_null[r, i] * z_null[r + 1, j]
-        if two_sided:
-            acc = abs(acc)
-        if acc * n_bins >= lo:
-            h_null[s, min(int(acc * n_bins), n_bins - 1)] += 1
-        i -= n
-
-
-@numba.njit(cache=True, nogil=True)
-def _grow(a, k, cap):
-    out = np.empty(cap, dtype=a.dtype)
-    out[:k] = a[:k]
-    return out
-
-
-def knockoff_thresholds(h_obs: np.ndarray, h_null: np.ndarray, fdr: float, min_bin: int) -> tuple[np.ndarray, int]:
-    """First histogram bin per stratum at which (1 + null exceedances) / observed exceedances <= fdr.
-
-    Strata where no threshold qualifies get ``n_bins`` (nothing selected). Also returns the number of
-    null exceedances at the chosen thresholds (an estimate of false discoveries).
-    """
-    n_strata, n_bins = h_obs.shape
-    obs_tail = np.cumsum(h_obs[:, ::-1], axis=1)[:, ::-1]
-    null_tail = np.cumsum(h_null[:, ::-1], axis=1)[:, ::-1]
-    fdp_hat = (1.0 + null_tail) / np.maximum(obs_tail, 1)
-    ok = (fdp_hat <= fdr) & (obs_tail > 0)
-    ok[:, :min_bin] = False
-    first = np.where(ok.any(axis=1), ok.argmax(axis=1), n_bins)
-    null_at = sum(int(null_tail[s, b]) for s, b in enumerate(first) if b < n_bins)
-    return first.astype(np.int64), null_at
-
-
-def strongest_partners(gene_a: np.ndarray, gene_b: np.ndarray, r: np.ndarray, max_partners: int) -> np.ndarray:
-    """Mask of pairs that are among the ``max_partners`` strongest of at least one of their two genes."""
-    genes = np.concatenate([gene_a, gene_b])
-    strength = np.abs(np.concatenate([r, r]))
-    order = np.lexsort((-strength, genes))
-    sorted_genes = genes[order]
-    starts = np.searchsorted(sorted_genes, sorted_genes, side="left")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - starts
-    keep = rank < max_partners
-    return keep[: len(r)] | keep[len(r) :]
 
 
 def locality_sketch(
@@ -363,40 +258,27 @@ def sketch_block(
     n, g = block.shape
     floor = np.full(g, np.inf, dtype=np.float32) if floor is None else np.asarray(floor, dtype=np.float32)
     mean, norm, det, amax = _column_stats(block, floor)
-    det_frac = det if det_frac is None else det_frac
-    if covariates is None:
-        valid = norm > 1e-6 * np.maximum(amax, 1e-12) * np.sqrt(n)
-    else:
+    det_frac = det if det_frac is None else np.asarray(det_frac, dtype=np.float64)
+    if covariates is not None:
         z_all, valid = standardise(block, covariates)
         block = np.asfortranarray(z_all)
-        mean, norm = np.zeros(g), np.ones(g)
-    tested = valid & (det_frac >= options.min_detected)
-    stratum = detection_class(det_frac)
-    order = np.flatnonzero(tested)
-    order = order[np.argsort(stratum[order], kind="stable")]
+        mean, norm, amax = np.zeros(g), valid.astype(np.float64), np.zeros(g)
+    order, bounds, inv_norm = _tested_genes(norm, amax, det_frac, n, options.min_detected, _EDGES)
     gt = len(order)
     n_tests = gt * (gt - 1) // 2
     perm = rng.permutation(n)
     if gt < 2 or n < 2:
         empty = np.zeros(0, dtype=np.int32)
         return LocalitySketch(empty, empty.copy(), np.zeros(0, dtype=np.float32), n_tests, 0)
-    inv_norm = np.where(valid, 1.0 / np.where(valid, norm, 1.0), 0.0)
     z, z_null = ws.get("z", (n, gt)), ws.get("z_null", (n, gt))
     _write_tested(block, mean, inv_norm, order, np.concatenate([perm, perm]), z, z_null)
     c_obs, c_null = ws.get("c_obs", (gt, gt)), ws.get("c_null", (gt, gt))
     syrk_upper(z, c_obs)
     syrk_upper(z_null, c_null)
-    min_bin = int(round(options.min_abs_r * N_BINS))
-    lo = max(float(min_bin), 1e-30)  # a zero statistic is never counted
-    bounds = np.searchsorted(stratum[order], np.arange(len(DETECTION_EDGES) + 2)).astype(np.int64)
-    h_obs, h_null, ci, cj, cv, cs = _scan(c_obs, c_null, z_null, bounds, lo, N_BINS, options.two_sided)
-    first_bin, null_at = knockoff_thresholds(h_obs, h_null, options.fdr, min_bin)
-    stat = np.abs(cv) if options.two_sided else cv
-    keep = np.minimum((stat.astype(np.float64) * N_BINS).astype(np.int64), N_BINS - 1) >= first_bin[cs]
-    a, b, r = order[ci[keep]], order[cj[keep]], cv[keep]
-    ia, ib = np.minimum(a, b).astype(np.int32), np.maximum(a, b).astype(np.int32)
-    sort = np.lexsort((ia, ib))
-    ia, ib, r = ia[sort], ib[sort], r[sort]
+    level_bins, levels = scan_levels(n, int(round(options.min_abs_r * N_BINS)))
+    ia, ib, r, null_at = significant_pairs(
+        c_obs, c_null, z_null, bounds, order, levels, level_bins, options.fdr, options.two_sided
+    )
     if options.max_partners is not None and len(r):
         keep = strongest_partners(ia, ib, r, options.max_partners)
         ia, ib, r = ia[keep], ib[keep], r[keep]

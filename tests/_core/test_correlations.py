@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from lava_sc._core import scan
 from lava_sc._core.blas import syrk_upper
 from lava_sc._core.correlations import (
     SketchOptions,
-    _scan,
     _write_tested,
-    knockoff_thresholds,
     locality_sketch,
     sketch_localities,
     standardise,
 )
+from lava_sc._core.scan import _scan, knockoff_thresholds, scan_levels, strongest_partners
 from lava_sc._core.score import locality_pair_r
 
 
@@ -127,11 +127,12 @@ def shuffled_null(z, perm):
 
 @pytest.mark.parametrize("two_sided", [False, True])
 @pytest.mark.parametrize("n_genes", [20, 45])  # 45 > n cells: some columns share a shift
-def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes):
+@pytest.mark.parametrize("signal", [1.5, 4.0])  # weak: start at min_abs_r; strong: start further up
+def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal):
     rng = np.random.default_rng(5)
-    n, lo = 16, 150
+    n, lo, fdr = 16, 150, 0.2
     x = rng.normal(size=(n, n_genes))
-    x[:, :8] += 1.5 * rng.normal(size=(n, 1))  # a correlated block
+    x[:, :8] += signal * rng.normal(size=(n, 1))  # a correlated block
     z, _ = standardise(x)
     z = np.asfortranarray(z)
     perm = rng.permutation(n)
@@ -143,7 +144,10 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes):
     c_null = syrk_upper(z_null, np.empty((n_genes, n_genes), np.float32, order="F"))
     stratum = np.sort(rng.integers(0, 3, n_genes))
     bounds = np.searchsorted(stratum, np.arange(4)).astype(np.int64)
-    h_obs, h_null, ci, cj, cv, cs = _scan(c_obs, c_null, z_null, bounds, float(lo), 1000, two_sided)
+    level_bins, levels = scan_levels(n, lo)
+    h_obs, h_null, ci, cj, cv, cs, start = _scan(
+        c_obs, c_null, z_null, bounds, levels, level_bins, 1000, two_sided, fdr
+    )
 
     ref_obs, ref_null, cands = np.zeros_like(h_obs), np.zeros_like(h_null), []
     for j in range(n_genes):
@@ -158,13 +162,54 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes):
             w = abs(w) if two_sided else w
             if w * 1000 >= lo:
                 ref_null[s, min(int(w * 1000), 999)] += 1
-    np.testing.assert_array_equal(h_obs, ref_obs)
+    # the scan histograms and collects from each stratum's start up; no bin below it can be the threshold
+    above = np.arange(1000) >= start[:, None]
+    np.testing.assert_array_equal(h_obs, np.where(above, ref_obs, 0))
     assert sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist(), strict=True)) == sorted(
-        (int(i), int(j), float(v), int(s)) for i, j, v, s in cands
+        (int(i), int(j), float(v), int(s)) for i, j, v, s in cands if above[s, min(int(abs(v) * 1000), 999)]
     )
+    assert (start >= lo).all() and set(start) <= set(level_bins.tolist())
+    if signal > 2:
+        assert start.max() > lo  # the first pass did rule out the lowest levels somewhere
     # corrected null values are float32 sums in another order: allow a bin of rounding
-    assert np.abs(np.cumsum(h_null - ref_null, axis=1)).max() <= 1
-    assert h_null.sum() == ref_null.sum() or n_genes > n
+    assert np.abs(np.cumsum(h_null - np.where(above, ref_null, 0), axis=1)).max() <= 1
+    assert h_null.sum() == np.where(above, ref_null, 0).sum() or n_genes > n
+    first, _ = knockoff_thresholds(h_obs, h_null, fdr, start)
+    first_ref, _ = knockoff_thresholds(ref_obs, ref_null, fdr, lo)
+    np.testing.assert_array_equal(first, first_ref)
+
+
+def test_sketches_do_not_depend_on_the_scan_levels(monkeypatch):
+    """The first pass only skips work: with no levels above min_abs_r (a full histogram) the sketches
+    are identical."""
+    rng = np.random.default_rng(7)
+    x = sparse_null_block(rng, n=300, g=150)
+    factor = rng.normal(size=(300, 1))
+    x[:, :25] = np.log1p(rng.poisson(np.exp(0.3 + 0.6 * factor + 0.4 * rng.normal(size=(300, 25)))))
+    cells = np.concatenate([rng.choice(300, 120, replace=False) for _ in range(8)])
+    membership = sp.csc_matrix((np.ones(len(cells)), (cells, np.repeat(np.arange(8), 120))), shape=(300, 8))
+    for options in (SketchOptions(), SketchOptions(two_sided=True, max_partners=None, min_abs_r=0.0)):
+        fast = sketch_localities(x, membership, options, random_state=1)
+        scan_levels.cache_clear()
+        with monkeypatch.context() as m:
+            m.setattr(scan, "LEVELS_SD", ())
+            full = sketch_localities(x, membership, options, random_state=1)
+        scan_levels.cache_clear()
+        assert sum(len(s.r) for s in fast) > 20
+        for a, b in zip(fast, full, strict=True):
+            np.testing.assert_array_equal(a.gene_a, b.gene_a)
+            np.testing.assert_array_equal(a.r, b.r)
+            assert a.n_null_exceed == b.n_null_exceed
+
+
+def test_strongest_partners_keeps_each_genes_top_pairs():
+    a = np.array([0, 0, 0, 1, 2], dtype=np.int32)
+    b = np.array([1, 2, 3, 2, 3], dtype=np.int32)
+    r = np.array([0.9, 0.5, 0.4, 0.3, 0.2], dtype=np.float32)
+    # gene 0's two strongest: (0,1), (0,2); gene 3's: (0,3), (2,3); gene 1's: (0,1), (1,2)
+    np.testing.assert_array_equal(strongest_partners(a, b, r, 2), [True, True, True, True, True])
+    # one partner each: 0 -> (0,1); 1 -> (0,1); 2 -> (0,2); 3 -> (0,3)
+    np.testing.assert_array_equal(strongest_partners(a, b, r, 1), [True, True, True, False, False])
 
 
 def test_sketch_is_identical_for_any_number_of_threads_and_layout():
