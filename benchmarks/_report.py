@@ -110,7 +110,8 @@ def floor_markdown(section: dict) -> str:
         "floor = ℓ·n·G² multiply-adds / this machine's best float32 GEMM rate ((G × n) @ (n × G), numpy,"
         " best of 7 with BLAS's default threads and with 1 thread, measured in the same process just before"
         " and after the stage). Replay = the same ℓ GEMMs run back to back in that process (the floor under"
-        " the load of the moment). 1-thread = the stage again under `threadpool_limits(1)`.",
+        " the load of the moment). `tl.correlations` = best of 3 runs (all three are in the JSON). 1-thread = the"
+        " stage again under `threadpool_limits(1)`.",
         "",
         "| cells × genes | localities × cells | multiply-adds | GEMM GMAC/s | floor (s) | replay (s)"
         " | `tl.correlations` (s) | **time / floor** | time / replay | 1-thread (s) | ssyrk GMAC/s |",

@@ -375,11 +375,14 @@ def worker_floor(params: dict, rec: Recorder) -> None:
     rate_before = gemm_rate(g, n)
     replay_before = replay_gemms(n_loc, g, n)
     rec.start_timed()
-    with rec.stage("correlations"):
-        lava_sc.tl.correlations(adata)
+    runs = []
+    for _ in range(int(params.get("repeats", 3))):  # best of a few, as the GEMM rate is best of 7
+        with rec.stage("correlations"):
+            lava_sc.tl.correlations(adata)
+        runs.append(rec.data["stages"]["correlations"])
+    rec.data["stages"]["correlations"] = corr_s = min(runs)
     rate_after = gemm_rate(g, n)
     replay_after = replay_gemms(n_loc, g, n)
-    corr_s = rec.data["stages"]["correlations"]
     replay_s = min(replay_before["best_s"], replay_after["best_s"])
     gemm = max(rate_before["gemm_best"], rate_after["gemm_best"])
     syrk = max(rate_before["syrk_best"], rate_after["syrk_best"])
@@ -402,6 +405,7 @@ def worker_floor(params: dict, rec: Recorder) -> None:
         "replay_floor_s": round(replay_s, 3),
         "replay": {"before": replay_before, "after": replay_after},
         "correlations_s": corr_s,
+        "correlations_runs_s": runs,
         "ratio": round(corr_s / floor_s, 2),
         "ratio_vs_replay": round(corr_s / replay_s, 2),
     }
@@ -425,8 +429,8 @@ PROFILE_FUNCTIONS = {
     "gather_rows": "gather locality rows (sparse -> dense)",
     "_column_stats": "numba: column means, norms, detection",
     "_write_tested": "numba: standardise tested genes + null copies",
-    "_scan": "numba: histograms and candidates (both Gram matrices)",
-    "knockoff_thresholds": "knockoff thresholds (numpy)",
+    "_scan": "numba: level counts, then histograms and candidates from each start (both Gram matrices)",
+    "significant_pairs": "numba: scan, knockoff thresholds, selection",
     "strongest_partners": "max_partners filter",
     "column_floor": "per-gene floor",
     "gene_matrix": "gene matrix (float32 CSR, no copy when all genes)",

@@ -9,9 +9,11 @@ we own (no fresh G x G allocation per locality).
 from __future__ import annotations
 
 import ctypes
+from functools import lru_cache
 
 import numpy as np
 from numba.extending import get_cython_function_address
+from threadpoolctl import ThreadpoolController
 
 _INT_P = ctypes.POINTER(ctypes.c_int)
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
@@ -66,3 +68,20 @@ def syrk_upper(a: np.ndarray, out: np.ndarray) -> np.ndarray:
         ctypes.byref(ldc),
     )
     return out
+
+
+@lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    # finding the loaded BLAS libraries takes ~10 ms; they are all loaded by the time lava_sc is imported
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Context manager: BLAS runs single-threaded inside (threadpoolctl, libraries looked up once)."""
+    return _controller().limit(limits=1, user_api="blas")
+
+
+def blas_threads() -> int | None:
+    """The BLAS thread count in effect now (the smallest over loaded BLAS libraries), or None."""
+    counts = [lib.num_threads for lib in _controller().select(user_api="blas").lib_controllers]
+    return min(counts) if counts else None

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_info, threadpool_limits
 
-from .blas import syrk_upper
+from .blas import blas_threads, one_blas_thread, syrk_upper
 from .scan import N_BINS, scan_levels, significant_pairs, strongest_partners
 
 #: detection-fraction edges of the gene classes that define the null strata
@@ -402,8 +401,8 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
     """Threads for the per-locality work: ``None`` follows the BLAS thread setting (threadpoolctl,
     ``OMP_NUM_THREADS``), ``-1`` means all cores."""
     if n_jobs is None:
-        counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
-        return max(1, min(counts)) if counts else max(1, os.cpu_count() or 1)
+        threads = blas_threads()
+        return max(1, threads) if threads is not None else max(1, os.cpu_count() or 1)
     if n_jobs == -1:
         return max(1, os.cpu_count() or 1)
     return int(n_jobs)
@@ -437,7 +436,7 @@ def sketch_localities(
 
     chunks = [range(s, min(s + LOCALITIES_PER_CHUNK, n_loc)) for s in range(0, n_loc, LOCALITIES_PER_CHUNK)]
     jobs = min(resolve_n_jobs(n_jobs), max(len(chunks), 1))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if jobs == 1:
             done = map(run, chunks)
         else:

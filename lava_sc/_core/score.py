@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
+from .blas import one_blas_thread
 from .correlations import (
     _column_stats,
     as_sketch_matrix,
@@ -155,7 +155,7 @@ def module_set_activity(
 
     chunks = [range(s, min(s + SETS_PER_CHUNK, n_sets)) for s in range(0, n_sets, SETS_PER_CHUNK)]
     jobs = min(resolve_n_jobs(n_jobs), max(len(chunks), 1))
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(jobs, 1)) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(max(jobs, 1)) as pool:
         for cols in pool.map(run, chunks):
             for _ in cols if progress is not None else ():
                 progress()
