@@ -152,8 +152,8 @@ def scaling_markdown(section: dict) -> str:
         f"### 3. Scaling (target: {SCALING_TARGET_CELLS:,} cells × 1,000 genes end to end ≤ {SCALING_TARGET_S:.0f} s"
         f" and ≤ {SCALING_TARGET_GIB:g} GiB peak RSS)",
         "",
-        "Each configuration in a fresh process (`benchmarks/_simulate.py` chunked simulator, synthetic 2-d"
-        f" embedding), `tl.modules(adata)` with defaults, time limit {section.get('timeout_s')} s on the"
+        "Each configuration in a fresh process (`simulate_planted(chunk_size=..., counts_layer=False)`, synthetic"
+        f" 2-d embedding), `tl.modules(adata)` with defaults, time limit {section.get('timeout_s')} s on the"
         " pipeline. Peak RSS = `ru_maxrss` of that process (data included; the data's own size is listed);"
         " 'peak after' is `ru_maxrss` after data generation and after each stage, so the stage where it"
         " jumps is the one that needed the memory.",
@@ -205,7 +205,7 @@ def fidelity_markdown(section: dict) -> str:
         " evaluation on all cells (`max_exact_cells ≥ cells`); **fast** = DIRECT on a geometry-matched uniform"
         f" subsample of {cfg.get('search_cells', 'cells // 3')} cells, its 5 best (α, β) placed on all cells"
         " (`max_exact_cells = cells − 1`). Ratio = fast loss / exact loss (below 1: the fast path placed"
-        " better). Embeddings: *planted* = the planted simulator's (`_simulate.planted_embedding`); *blobs* ="
+        " better). Embeddings: *planted* = `simulate_planted`'s; *blobs* ="
         " 12 anisotropic Gaussian blobs of random sizes and spreads + 5% uniform background.",
         "",
         "| geometry | cells | seed | exact loss | fast loss | **ratio** | exact s | fast s | fast / exact time"

@@ -478,16 +478,36 @@ def profile_correlations(adata, top: int = 15) -> dict:
     return {"total_s": round(total, 3), "named": by_name, "top_by_own_time": top_rows}
 
 
+#: values (cells x genes) simulated at a time for the scaling part: ~160 MB of float64 per chunk
+SIMULATION_CHUNK_VALUES = 2e7
+
+
+def chunked_planted_data(n_cells: int, n_genes: int, random_state: int = 0):
+    """``simulate_planted`` with ``n_genes`` genes, drawn in chunks of cells, without a counts layer:
+    at a million cells only X (float32 CSR) is held. Every gene is flagged ``highly_variable``."""
+    from lava_sc.datasets import simulate_planted
+
+    module_size = max(3, min(PLANTED_MODULE_SIZE, (n_genes - 25) // 4))
+    adata = simulate_planted(
+        n_cells=n_cells,
+        n_noise_genes=n_genes - 25 - 4 * module_size,
+        module_size=module_size,
+        random_state=random_state,
+        chunk_size=int(max(256, SIMULATION_CHUNK_VALUES // n_genes)),
+        counts_layer=False,
+    )
+    adata.var["highly_variable"] = True
+    return adata
+
+
 def worker_scaling(params: dict, rec: Recorder) -> None:
     """End-to-end ``tl.modules`` on chunk-simulated data: per-stage times and peak RSS."""
-    from _simulate import simulate_chunked
-
     silence()
     with rec.stage("warmup"):
         warm_up_lava()
     rec.data["stages"].pop("warmup")
     with rec.stage("data"):
-        adata = simulate_chunked(params["n_cells"], params["n_genes"], random_state=0)
+        adata = chunked_planted_data(params["n_cells"], params["n_genes"], random_state=0)
     rec.set(
         data_s=rec.data["stages"].pop("data"),
         density=round(adata.X.nnz / (adata.n_obs * adata.n_vars), 3),
@@ -508,15 +528,16 @@ def fidelity_embedding(geometry: str, n_cells: int, seed: int):
     """The 2-d embedding (float32) of the fidelity part.
 
     ``planted``: the planted simulator's embedding (five types x two conditions on a circle, one
-    type stretched along a gradient; ``_simulate.planted_embedding``). ``blobs``: 12 anisotropic
+    type stretched along a gradient; it does not depend on the genes, so few are simulated). ``blobs``: 12 anisotropic
     Gaussian blobs of Dirichlet-distributed sizes and random spreads, plus 5% uniform background.
     """
     import numpy as np
 
     if geometry == "planted":
-        from _simulate import planted_embedding
+        from lava_sc.datasets import simulate_planted
 
-        return planted_embedding(n_cells, random_state=seed)
+        small = simulate_planted(n_cells=n_cells, n_noise_genes=0, module_size=3, random_state=seed, counts_layer=False)
+        return small.obsm["X_umap"]
     if geometry != "blobs":
         raise ValueError(f"unknown geometry {geometry!r}; use 'planted' or 'blobs'")
     rng = np.random.default_rng(seed)

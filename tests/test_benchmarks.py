@@ -92,14 +92,3 @@ def test_quick_run_writes_every_section(tmp_path):
     text = readme.read_text()
     assert text.count("<!-- results:start -->") == 1 and text.count("<!-- results:end -->") == 1
     assert table.strip() in text
-
-
-def test_planted_embedding_is_the_simulators():
-    sys.path.insert(0, str(RUN.parent))
-    try:
-        import _simulate
-        import numpy as np
-    finally:
-        sys.path.remove(str(RUN.parent))
-    adata = _simulate.simulate_chunked(1500, 60, random_state=3)
-    assert np.array_equal(_simulate.planted_embedding(1500, random_state=3), adata.obsm["X_umap"])

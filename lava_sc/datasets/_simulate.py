@@ -53,6 +53,8 @@ def simulate_planted(
     n_noise_genes: int = 200,
     module_size: int = 15,
     random_state: int = 0,
+    chunk_size: int | None = None,
+    counts_layer: bool = True,
 ) -> anndata.AnnData:
     """Simulate single-cell counts with gene modules planted as local correlation.
 
@@ -102,6 +104,14 @@ def simulate_planted(
     random_state
         Seed for :func:`numpy.random.default_rng`; the result is identical for the same
         arguments.
+    chunk_size
+        Simulate the counts this many cells at a time, so memory stays at the result plus one
+        chunk (a million cells x 1,000 genes fit in a few GiB; without chunks the float64
+        intermediates alone take 24 GB). ``None`` (default) draws all cells at once. The design
+        and the embedding are the same either way; the expression values come from another
+        random stream.
+    counts_layer
+        Store the raw counts in ``layers["counts"]`` (``False`` halves the memory of large data).
 
     Returns
     -------
@@ -112,7 +122,7 @@ def simulate_planted(
         size ``obs["total_counts"]`` includes ~4,000 counts per cell from unsimulated genes, as a real
         transcriptome would, so that normalisation does not couple the few simulated genes.
     ``layers["counts"]``
-        raw counts, int32 CSR.
+        raw counts, int32 CSR (unless ``counts_layer=False``).
     ``obs``
         ``cell_type`` and ``condition`` (categorical), ``depth`` (library size factor) and
         one boolean ``active_<module>`` column per planted module.
@@ -137,87 +147,38 @@ def simulate_planted(
     n_noise_genes = _check_int("n_noise_genes", n_noise_genes, 0, "200")
     module_size = _check_int("module_size", module_size, _MIN_MODULE_SIZE, "15")
     random_state = _check_int("random_state", random_state, 0, "0")
+    if chunk_size is not None:
+        chunk_size = _check_int("chunk_size", chunk_size, 1, "100_000")
 
     rng = np.random.default_rng(random_state)
-
-    # --- cells: balanced cell type x condition ---------------------------------------
-    n_groups = _N_TYPES * len(_CONDITIONS)
-    group = rng.permutation(np.arange(n_cells) % n_groups)
-    type_idx = group // len(_CONDITIONS)
-    disease = (group % len(_CONDITIONS)) == 1
+    type_idx, disease, t_grad, emb, centres = _draw_cells(n_cells, rng)
     type_names = [f"T{k}" for k in range(_N_TYPES)]
-
-    # --- embedding ---------------------------------------------------------------------
-    angles = 2.0 * np.pi * np.arange(_N_TYPES) / _N_TYPES
-    radial = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # unit, outward
-    tangent = np.stack([-np.sin(angles), np.cos(angles)], axis=1)
-    centres = _CIRCLE_RADIUS * radial
-    r_dir = radial[type_idx]
-    t_dir = tangent[type_idx]
-    noise_r = rng.standard_normal(n_cells) * _BLOB_SD
-    noise_t = rng.standard_normal(n_cells) * _BLOB_SD
-    in_t3 = type_idx == 3
-    # T3: position along its long axis is the gradient variable t (standardised in T3).
-    t_raw = rng.standard_normal(int(in_t3.sum()))
-    t_grad = (t_raw - t_raw.mean()) / t_raw.std()
-    noise_t[in_t3] = _GRADIENT_AXIS_SD * t_grad
-    emb = centres[type_idx] + r_dir * (noise_r + _DISEASE_OFFSET * disease)[:, None] + t_dir * noise_t[:, None]
-
-    # --- genes -------------------------------------------------------------------------
     active = {
         "shared": disease & ((type_idx == 0) | (type_idx == 2)),
         "typeB": type_idx == 1,
-        "gradient": in_t3,
+        "gradient": type_idx == 3,
         "disease_T4": disease & (type_idx == 4),
     }
     marker_names = [f"mk_T{k}_{i}" for k in range(_N_TYPES) for i in range(_N_MARKERS)]
     module_names = {m: [f"{m}_{i}" for i in range(module_size)] for m in _MODULES}
     noise_names = [f"noise_{i}" for i in range(n_noise_genes)]
     n_markers = len(marker_names)
-    n_module_genes = len(_MODULES) * module_size
-    n_genes = n_markers + n_module_genes + n_noise_genes
-
-    log_mean = np.empty((n_cells, n_genes))
+    n_genes = n_markers + len(_MODULES) * module_size + n_noise_genes
 
     # markers: ordinary mean shift in the owning type
     mu_mk = rng.uniform(-_MU_RANGE, _MU_RANGE, n_markers)
     owner = np.repeat(np.arange(_N_TYPES), _N_MARKERS)
-    log_mean[:, :n_markers] = mu_mk + _MARKER_SHIFT * (type_idx[:, None] == owner[None, :])
-
-    # planted modules: correlation only
-    col = n_markers
-    for m in _MODULES:
-        sl = slice(col, col + module_size)
-        mu = rng.uniform(-_MU_RANGE, _MU_RANGE, module_size)
-        indep = rng.standard_normal((n_cells, module_size))
-        latent = rng.standard_normal(n_cells)
-        act = active[m]
-        block = mu + _MODULE_S * indep
-        if m == "gradient":
-            block[act] = mu + _GRADIENT_S * t_grad[:, None]
-        else:
-            block[act] = mu + _MODULE_S * latent[act, None]
-        log_mean[:, sl] = block
-        col += module_size
-
-    # noise genes: independent, wide range of detection
-    lo, hi = np.log(_NOISE_MEAN_RANGE[0]), np.log(_NOISE_MEAN_RANGE[1])
-    log_mean[:, col:] = rng.uniform(lo, hi, n_noise_genes) - np.log(_BASE)
-
-    # --- counts ------------------------------------------------------------------------
-    depth = np.exp(rng.normal(0.0, _DEPTH_SD, n_cells))
-    mean = depth[:, None] * _BASE * np.exp(log_mean)
-    counts = rng.negative_binomial(_THETA, _THETA / (_THETA + mean)).astype(np.int32)
-
-    counts_csr = sparse.csr_matrix(counts)
-    counts_csr.eliminate_zeros()
-    background = rng.poisson(depth * _BACKGROUND_COUNTS)
-    totals = np.asarray(counts_csr.sum(axis=1), dtype=np.float64).ravel() + background
-    scale = np.where(totals > 0, _TARGET_SUM / np.maximum(totals, 1.0), 0.0)
-    x = counts_csr.astype(np.float64)
-    x.data *= np.repeat(scale, np.diff(x.indptr))
-    np.log1p(x.data, out=x.data)
-    x = x.astype(np.float32)
+    marker_log_mean = mu_mk + _MARKER_SHIFT * (type_idx[:, None] == owner[None, :])
+    signal = {m: t_grad if m == "gradient" else None for m in _MODULES}
+    if chunk_size is None:
+        counts_csr, depth, background = _counts_at_once(
+            rng, marker_log_mean, module_size, n_noise_genes, active, signal
+        )
+        x, totals = _log_normalise(counts_csr, background)
+    else:
+        x, totals, counts_csr, depth = _counts_in_chunks(
+            rng, marker_log_mean, module_size, n_noise_genes, active, signal, chunk_size, random_state, counts_layer
+        )
 
     # --- AnnData -----------------------------------------------------------------------
     obs = pd.DataFrame(
@@ -240,7 +201,8 @@ def simulate_planted(
     )
 
     adata = anndata.AnnData(X=x, obs=obs, var=var)
-    adata.layers["counts"] = counts_csr
+    if counts_layer:
+        adata.layers["counts"] = counts_csr
     adata.obsm["X_umap"] = emb.astype(np.float32)
     adata.uns["planted"] = {m: np.asarray(module_names[m], dtype=str) for m in _MODULES}
     adata.uns["simulation"] = {
@@ -267,4 +229,132 @@ def simulate_planted(
         "background_counts": _BACKGROUND_COUNTS,
         "centres": centres,
     }
+    if chunk_size is not None:
+        adata.uns["simulation"]["chunk_size"] = chunk_size
     return adata
+
+
+def _draw_cells(n_cells: int, rng: np.random.Generator):
+    """Balanced cell type x condition, the gradient position ``t`` (0 outside T3) and the embedding."""
+    n_groups = _N_TYPES * len(_CONDITIONS)
+    group = rng.permutation(np.arange(n_cells) % n_groups)
+    type_idx = group // len(_CONDITIONS)
+    disease = (group % len(_CONDITIONS)) == 1
+    angles = 2.0 * np.pi * np.arange(_N_TYPES) / _N_TYPES
+    radial = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # unit, outward
+    tangent = np.stack([-np.sin(angles), np.cos(angles)], axis=1)
+    centres = _CIRCLE_RADIUS * radial
+    noise_r = rng.standard_normal(n_cells) * _BLOB_SD
+    noise_t = rng.standard_normal(n_cells) * _BLOB_SD
+    in_t3 = type_idx == 3
+    # T3: position along its long axis is the gradient variable t (standardised in T3).
+    t_raw = rng.standard_normal(int(in_t3.sum()))
+    t_grad = np.zeros(n_cells)
+    t_grad[in_t3] = (t_raw - t_raw.mean()) / t_raw.std()
+    noise_t[in_t3] = _GRADIENT_AXIS_SD * t_grad[in_t3]
+    r_dir, t_dir = radial[type_idx], tangent[type_idx]
+    emb = centres[type_idx] + r_dir * (noise_r + _DISEASE_OFFSET * disease)[:, None] + t_dir * noise_t[:, None]
+    return type_idx, disease, t_grad, emb, centres
+
+
+def _module_log_mean(mu, indep, act, signal, scale):
+    """Independent noise around ``mu``; in active cells one shared ``signal`` per cell instead."""
+    block = mu + _MODULE_S * indep
+    block[act] = mu + scale * signal[act, None]
+    return block
+
+
+def _noise_log_mean(rng, n_noise_genes):
+    lo, hi = np.log(_NOISE_MEAN_RANGE[0]), np.log(_NOISE_MEAN_RANGE[1])
+    return rng.uniform(lo, hi, n_noise_genes) - np.log(_BASE)
+
+
+def _scale(module):
+    return _GRADIENT_S if module == "gradient" else _MODULE_S
+
+
+def _negative_binomial(rng, depth, log_mean):
+    mean = depth[:, None] * _BASE * np.exp(log_mean)
+    counts = sparse.csr_matrix(rng.negative_binomial(_THETA, _THETA / (_THETA + mean)).astype(np.int32))
+    counts.eliminate_zeros()
+    return counts
+
+
+def _counts_at_once(rng, marker_log_mean, module_size, n_noise_genes, active, signal):
+    """All cells in one draw (the random stream of every earlier release)."""
+    n_cells = len(marker_log_mean)
+    blocks = [marker_log_mean]
+    for m in _MODULES:
+        mu = rng.uniform(-_MU_RANGE, _MU_RANGE, module_size)
+        indep = rng.standard_normal((n_cells, module_size))
+        latent = rng.standard_normal(n_cells)
+        blocks.append(_module_log_mean(mu, indep, active[m], latent if signal[m] is None else signal[m], _scale(m)))
+    blocks.append(np.broadcast_to(_noise_log_mean(rng, n_noise_genes), (n_cells, n_noise_genes)))
+    depth = np.exp(rng.normal(0.0, _DEPTH_SD, n_cells))
+    counts = _negative_binomial(rng, depth, np.hstack(blocks))
+    return counts, depth, rng.poisson(depth * _BACKGROUND_COUNTS)
+
+
+def _counts_in_chunks(
+    rng, marker_log_mean, module_size, n_noise_genes, active, signal, chunk_size, random_state, keep_counts
+):
+    """Cells ``chunk_size`` at a time: per-gene and per-cell parameters from ``rng``, each chunk's
+    independent noise and counts from its own stream, normalised chunk by chunk.
+
+    Returns the log-normalised X, the library sizes, the counts (or None) and the depth factors.
+    """
+    n_cells = len(marker_log_mean)
+    mu, latent = {}, {}
+    for m in _MODULES:
+        mu[m] = rng.uniform(-_MU_RANGE, _MU_RANGE, module_size)
+        latent[m] = rng.standard_normal(n_cells) if signal[m] is None else signal[m]
+    mu_noise = _noise_log_mean(rng, n_noise_genes)
+    depth = np.exp(rng.normal(0.0, _DEPTH_SD, n_cells))
+    background = rng.poisson(depth * _BACKGROUND_COUNTS)
+    starts = range(0, n_cells, chunk_size)
+    streams = np.random.SeedSequence(random_state).spawn(len(starts))
+    x_parts, count_parts, totals = [], [], np.empty(n_cells)
+    for start, stream in zip(starts, streams, strict=True):
+        crng = np.random.default_rng(stream)
+        rows = slice(start, min(start + chunk_size, n_cells))
+        c = rows.stop - rows.start
+        blocks = [marker_log_mean[rows]]
+        for m in _MODULES:
+            indep = crng.standard_normal((c, module_size))
+            blocks.append(_module_log_mean(mu[m], indep, active[m][rows], latent[m][rows], _scale(m)))
+        blocks.append(np.broadcast_to(mu_noise, (c, n_noise_genes)))
+        counts = _negative_binomial(crng, depth[rows], np.hstack(blocks))
+        x_part, totals[rows] = _log_normalise(counts, background[rows])
+        x_parts.append(x_part)
+        if keep_counts:
+            count_parts.append(counts)
+    return _stack_rows(x_parts), totals, _stack_rows(count_parts) if keep_counts else None, depth
+
+
+def _stack_rows(parts: list[sparse.csr_matrix]) -> sparse.csr_matrix:
+    """``sparse.vstack`` that frees each part once copied: peak memory is the result plus one part."""
+    n_cols = parts[0].shape[1]
+    nnz = sum(p.nnz for p in parts)
+    index_dtype = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(sum(p.shape[0] for p in parts) + 1, dtype=index_dtype)
+    np.cumsum(np.concatenate([np.diff(p.indptr) for p in parts]), out=indptr[1:])
+    indices = np.empty(nnz, dtype=index_dtype)
+    data = np.empty(nnz, dtype=parts[0].dtype)
+    pos = 0
+    while parts:
+        part = parts.pop(0)
+        indices[pos : pos + part.nnz] = part.indices
+        data[pos : pos + part.nnz] = part.data
+        pos += part.nnz
+        del part
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_cols))
+
+
+def _log_normalise(counts: sparse.csr_matrix, background: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Total 1e4 per cell (library = simulated genes + background), then log1p; float32 CSR."""
+    totals = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel() + background
+    scale = np.where(totals > 0, _TARGET_SUM / np.maximum(totals, 1.0), 0.0)
+    values = counts.data * np.repeat(scale, np.diff(counts.indptr))
+    np.log1p(values, out=values)
+    x = sparse.csr_matrix((values.astype(np.float32), counts.indices.copy(), counts.indptr.copy()), shape=counts.shape)
+    return x, totals

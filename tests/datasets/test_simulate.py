@@ -223,6 +223,7 @@ def test_roundtrip_h5ad(adata, tmp_path):
         ({"module_size": 2}, "module_size.*at least 3"),
         ({"n_noise_genes": -1}, "n_noise_genes.*at least 0"),
         ({"random_state": -5}, "random_state"),
+        ({"chunk_size": 0}, "chunk_size.*at least 1"),
     ],
 )
 def test_bad_values(kwargs, match):
@@ -239,6 +240,7 @@ def test_bad_values(kwargs, match):
         {"n_noise_genes": None},
         {"random_state": None},
         {"random_state": True},
+        {"chunk_size": 1000.0},
     ],
 )
 def test_bad_types(kwargs):
@@ -255,3 +257,31 @@ def test_keyword_only():
 def test_numpy_ints_accepted():
     ad = simulate_planted(n_cells=np.int64(500), module_size=np.int32(3), random_state=np.int64(1))
     assert ad.n_obs == 500
+
+
+def test_chunked_draws_the_same_design_with_bounded_chunks(adata):
+    """Chunks of cells: same cells, embedding, genes and planted programs; only the random stream of
+    the expression differs. No counts layer when asked."""
+    chunked = simulate_planted(chunk_size=700, counts_layer=False)
+    assert chunked.shape == adata.shape and list(chunked.layers) == []
+    assert chunked.X.dtype == np.float32 and sparse.isspmatrix_csr(chunked.X) and chunked.X.has_sorted_indices
+    np.testing.assert_array_equal(chunked.obsm["X_umap"], adata.obsm["X_umap"])
+    pd.testing.assert_index_equal(chunked.var_names, adata.var_names)
+    for col in ["cell_type", "condition"] + [f"active_{m}" for m in MODULES]:
+        pd.testing.assert_series_equal(chunked.obs[col], adata.obs[col])
+    assert chunked.uns["simulation"]["chunk_size"] == 700
+    assert (chunked.X != adata.X).nnz > 0
+    # the same programs, as strong: mean within-module correlation where active vs where not
+    for m in MODULES:
+        genes = adata.uns["planted"][m]
+        act = adata.obs[f"active_{m}"].to_numpy()
+        for data in (adata, chunked):
+            on, off = _mean_pairwise_corr(data, genes, act), _mean_pairwise_corr(data, genes, ~act)
+            assert on > 0.15 and abs(off) < 0.05, (m, on, off)
+    # the chunk size changes nothing but the stream split: X and counts agree with each other
+    with_counts = simulate_planted(chunk_size=700)
+    assert (with_counts.X != chunked.X).nnz == 0
+    expected = np.log1p(
+        with_counts.layers["counts"].toarray() * (1e4 / with_counts.obs["total_counts"].to_numpy())[:, None]
+    )
+    np.testing.assert_allclose(with_counts.X.toarray(), expected, rtol=1e-6)
