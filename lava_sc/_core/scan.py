@@ -8,8 +8,9 @@ detection stratum, Fortran order) in two passes:
    no histogram. The level interval [L_m, L_m+1) cannot hold the stratum's knockoff threshold when
    even its most favourable estimate, (1 + #null >= L_m+1) / #observed >= L_m, is above the FDR;
    the stratum's *start* is the lowest level whose interval is not ruled out.
-2. Histogram, and collect as candidates, only the statistics at or above the start, skipping
-   blocks of entries whose maximum is below it.
+2. Histogram, and collect as candidates, only the statistics at or above the start: only column
+   segments whose pass-1 count at the start level is not zero are read again, skipping blocks of
+   entries whose maximum is below the start.
 
 Bins below the start cannot hold the threshold, so the thresholds, the discoveries and the null
 count at the threshold are exactly those of a full histogram from ``min_abs_r`` up; the second pass
@@ -64,8 +65,9 @@ def _stat(v, two_sided):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _count_levels(seg, levels, two_sided, counts, s):
-    """``counts[s, m] += #{stat(seg) >= levels[m]}`` (a contiguous 1-d slice, so the loop vectorises)."""
+def _count_levels(seg, levels, two_sided, counts, s, seg_counts):
+    """``seg_counts[m] = #{stat(seg) >= levels[m]}``, added to ``counts[s, m]`` (a contiguous 1-d
+    slice, so the loop vectorises)."""
     for m in range(len(levels)):
         t = levels[m]
         k = 0
@@ -76,6 +78,7 @@ def _count_levels(seg, levels, two_sided, counts, s):
             for i in range(len(seg)):
                 k += seg[i] >= t
         counts[s, m] += k
+        seg_counts[m] = k
 
 
 @numba.njit(cache=True, nogil=True, inline="always", fastmath=True)
@@ -126,7 +129,8 @@ def _stratum_of(bounds, i):
 
 @numba.njit(cache=True, nogil=True)
 def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
-    """Pass 1: per pair stratum, observed and null counts at or above each level.
+    """Pass 1: per pair stratum, observed and null counts at or above each level, and the same per
+    column segment (column j, row stratum a), so pass 2 reads only segments that reach the start.
 
     Pairs whose null columns got the same cyclic shift (j - i a multiple of n) were paired with
     themselves in ``c_null``; their null value is replaced by one more shift of gene j, and the
@@ -137,6 +141,8 @@ def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
     n = z_null.shape[0]
     obs = np.zeros((n_strata * n_strata, n_levels), dtype=np.int64)
     null = np.zeros((n_strata * n_strata, n_levels), dtype=np.int64)
+    seg_obs = np.zeros((c_obs.shape[0], n_strata, n_levels), dtype=np.int32)
+    seg_null = np.zeros((c_obs.shape[0], n_strata, n_levels), dtype=np.int32)
     n_fix = 0
     for j in range(c_obs.shape[0]):
         n_fix += j // n
@@ -149,8 +155,8 @@ def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
             for a in range(b + 1):
                 i0, i1 = bounds[a], min(bounds[a + 1], j)
                 if i1 > i0:
-                    _count_levels(c_obs[i0:i1, j], levels, two_sided, obs, a * n_strata + b)
-                    _count_levels(c_null[i0:i1, j], levels, two_sided, null, a * n_strata + b)
+                    _count_levels(c_obs[i0:i1, j], levels, two_sided, obs, a * n_strata + b, seg_obs[j, a])
+                    _count_levels(c_null[i0:i1, j], levels, two_sided, null, a * n_strata + b, seg_null[j, a])
             i = j - n
             while i >= 0:
                 s = _stratum_of(bounds, i) * n_strata + b
@@ -161,7 +167,7 @@ def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
                 fix_s[f], fix_old[f], fix_new[f] = s, old, new
                 f += 1
                 i -= n
-    return obs, null, fix_s, fix_old, fix_new
+    return obs, null, seg_obs, seg_null, fix_s, fix_old, fix_new
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,7 +192,9 @@ def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, 
     threshold).
     """
     n_strata = len(bounds) - 1
-    obs, null, fix_s, fix_old, fix_new = _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided)
+    obs, null, seg_obs, seg_null, fix_s, fix_old, fix_new = _count_pass(
+        c_obs, c_null, z_null, bounds, levels, two_sided
+    )
     start = _starts(obs, null, fdr)
     t_start = levels[start]
     n_cand = 0
@@ -205,17 +213,17 @@ def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, 
             for a in range(b + 1):
                 s = a * n_strata + b
                 i0, i1 = bounds[a], min(bounds[a + 1], j)
-                if i1 <= i0:
-                    continue
-                seg = c_obs[i0:i1, j]
-                for q in range(_tail_positions(seg, t_start[s], two_sided, idx)):
-                    v = seg[idx[q]]
-                    ci[k], cj[k], cv[k], cs[k] = i0 + idx[q], j, v, s
-                    h_obs[s, min(int(_stat(v, two_sided) * n_bins), n_bins - 1)] += 1
-                    k += 1
-                seg = c_null[i0:i1, j]
-                for q in range(_tail_positions(seg, t_start[s], two_sided, idx)):
-                    h_null[s, min(int(_stat(seg[idx[q]], two_sided) * n_bins), n_bins - 1)] += 1
+                if seg_obs[j, a, start[s]] > 0:
+                    seg = c_obs[i0:i1, j]
+                    for q in range(_tail_positions(seg, t_start[s], two_sided, idx)):
+                        v = seg[idx[q]]
+                        ci[k], cj[k], cv[k], cs[k] = i0 + idx[q], j, v, s
+                        h_obs[s, min(int(_stat(v, two_sided) * n_bins), n_bins - 1)] += 1
+                        k += 1
+                if seg_null[j, a, start[s]] > 0:
+                    seg = c_null[i0:i1, j]
+                    for q in range(_tail_positions(seg, t_start[s], two_sided, idx)):
+                        h_null[s, min(int(_stat(seg[idx[q]], two_sided) * n_bins), n_bins - 1)] += 1
     for q in range(len(fix_s)):
         s = fix_s[q]
         if fix_old[q] >= t_start[s]:
