@@ -278,7 +278,78 @@ CASES = [
     ("enrich before modules", lambda s, r: lv.tl.enrich(s.copy(), SETS), KeyError, "tl.modules"),
     ("correlations before localities", lambda s, r: lv.tl.correlations(s.copy()), KeyError, "tl.localities"),
     ("score modules from bare AnnData", lambda s, r: lv.tl.score(r.copy(), s), KeyError, "tl.modules"),
+    # the explainers LAVA is compared with, and the stability assay (issue 5)
+    ("cocoa not an AnnData", lambda s, r: lv.tl.corpus_attribution(s.X, t1(s)), TypeError, "AnnData"),
+    ("cocoa without PCA", lambda s, r: lv.tl.corpus_attribution(s.copy(), t1(s)), KeyError, r"sc\.pp\.pca"),
+    ("cocoa corpus column", lambda s, r: lv.tl.corpus_attribution(with_pca(s), "celltype"), KeyError, "corpus"),
+    ("cocoa corpus level", lambda s, r: lv.tl.corpus_attribution(with_pca(s), ("cell_type", "T9")), ValueError, "T9"),
+    (
+        "cocoa empty corpus",
+        lambda s, r: lv.tl.corpus_attribution(with_pca(s), np.zeros(s.n_obs, bool)),
+        ValueError,
+        "empty",
+    ),
+    ("cocoa NaN in X", lambda s, r: lv.tl.corpus_attribution(nan_dense(with_pca(s)), t1(s)), ValueError, "NaN"),
+    ("cocoa n_steps", lambda s, r: lv.tl.corpus_attribution(with_pca(s), t1(s), n_steps=0), ValueError, "n_steps"),
+    ("cocoa method", lambda s, r: lv.tl.corpus_attribution(with_pca(s), t1(s), method="shap"), ValueError, "method"),
+    ("label-free groupby", lambda s, r: lv.tl.label_free_importance(with_pca(s), groupby="ct"), KeyError, "groupby"),
+    ("label-free encoder", lambda s, r: lv.tl.label_free_importance(with_pca(s), encoder="vae"), ValueError, "encoder"),
+    ("label-free NaN in X", lambda s, r: lv.tl.label_free_importance(nan_dense(with_pca(s))), ValueError, "NaN"),
+    ("DAC groupby", lambda s, r: lv.tl.counterfactual_attribution(s.copy(), "ct", "T1", "T2"), KeyError, "groupby"),
+    ("DAC level", lambda s, r: lv.tl.counterfactual_attribution(s.copy(), "cell_type", "T1", "T9"), ValueError, "T9"),
+    (
+        "DAC same groups",
+        lambda s, r: lv.tl.counterfactual_attribution(s.copy(), "cell_type", "T1", "T1"),
+        ValueError,
+        "differ",
+    ),
+    (
+        "DAC NaN in X",
+        lambda s, r: lv.tl.counterfactual_attribution(nan_dense(s.copy()), "cell_type", "T1", "T2"),
+        ValueError,
+        "NaN",
+    ),
+    (
+        "DAC C",
+        lambda s, r: lv.tl.counterfactual_attribution(s.copy(), "cell_type", "T1", "T2", C=-1),
+        ValueError,
+        "`C`",
+    ),
+    (
+        "faithfulness before modules",
+        lambda s, r: lv.tl.module_faithfulness(s.copy(), "cell_type", "T1", "T2"),
+        KeyError,
+        "tl.modules",
+    ),
+    (
+        "faithfulness unknown module",
+        lambda s, r: lv.tl.module_faithfulness(r.copy(), "cell_type", "T1", "T2", modules="M99"),
+        KeyError,
+        "M99",
+    ),
+    ("stability factor", lambda s, r: lv.tl.stability(r.copy(), {"alpha": [0.1]}), ValueError, "alpha"),
+    ("stability vary type", lambda s, r: lv.tl.stability(r.copy(), [("fdr", [0.1])]), TypeError, "vary"),
+    (
+        "stability n_repeats",
+        lambda s, r: lv.tl.stability(r.copy(), {"fdr": [0.1]}, n_repeats=0),
+        ValueError,
+        "n_repeats",
+    ),
+    ("stability basis", lambda s, r: lv.tl.stability(r.copy(), {"fdr": [0.1]}, basis="X_tsne"), KeyError, "X_tsne"),
 ]
+
+
+def t1(small):
+    """The T1 cells as a boolean mask (a corpus)."""
+    return small.obs["cell_type"].eq("T1").to_numpy()
+
+
+def with_pca(small):
+    import scanpy as sc
+
+    adata = small.copy()
+    sc.pp.pca(adata, n_comps=10, mask_var=None, random_state=0)
+    return adata
 
 
 def without(adata, entry):
