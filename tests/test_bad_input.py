@@ -215,6 +215,12 @@ CASES = [
         ValueError,
         "statistic",
     ),
+    (
+        "differential min_effect",
+        lambda s, r: lv.tl.differential(r.copy(), replicate="donor", min_effect=-0.1),
+        ValueError,
+        "min_effect",
+    ),
     ("enrich max_size", lambda s, r: lv.tl.enrich(r.copy(), SETS, min_size=5, max_size=2), ValueError, "max_size"),
     ("enrich min_size zero", lambda s, r: lv.tl.enrich(r.copy(), SETS, min_size=0), ValueError, "min_size"),
     ("score min_detected", lambda s, r: lv.tl.score(r.copy(), SETS, min_detected=1.5), ValueError, "min_detected"),

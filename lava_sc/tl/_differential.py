@@ -8,15 +8,15 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
-from scipy import stats
 
 from .._core.correlations import gene_matrix
 from .._core.distributed import gather_columns, is_dask
 from .._core.score import module_set_activity
 from .._core.stats import benjamini_hochberg as bh
+from .._core.stats import welch_treat
 from .._keys import DEFAULT_KEY, Keys, module_names
 from .._utils import log_added, progress, store, store_params
-from .._validate import check_adata, check_choice, check_int, check_key, expression
+from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression
 from ._correlations import covariate_matrix
 from ._score import ModulePairs, pairs_from_table
 
@@ -57,6 +57,7 @@ def differential(
     statistic: str | None = None,
     key: str = DEFAULT_KEY,
     min_cells: int = 10,
+    min_effect: float = 0.0,
     copy: bool = False,
 ) -> AnnData | None:
     """Differential module activity between conditions, with replicates (donors) as the unit.
@@ -115,6 +116,12 @@ def differential(
         Replicate-groups (a donor's cells of one cell type) with fewer cells are dropped; at least 3
         for ``statistic="correlation"``. With ``replicate=None``, a condition with fewer cells in a
         group is not tested there.
+    min_effect
+        Test whether the effect is larger than this, H0: ``|effect| <= min_effect`` (TREAT, McCarthy &
+        Smyth 2009, with Welch's standard error), instead of H0: ``effect = 0``. Effects are in the
+        units of ``measure`` (correlation for the default statistic). With many units (cells, with
+        ``replicate=None``) every tiny effect is significant against 0; e.g. ``min_effect=0.05``
+        keeps only those credibly above 0.05.
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -145,8 +152,9 @@ def differential(
     ``effect_standardised``
         ``effect`` divided by the pooled standard deviation of the replicate values (Cohen's d).
     ``statistic``, ``pvalue``
-        Welch's t statistic and two-sided p-value; NaN where the test is not possible (fewer than
-        2 replicates on a side, or no variance), with the reason in ``note``.
+        Welch's t statistic and two-sided p-value (of ``|effect| <= min_effect`` when ``min_effect``
+        is above 0); NaN where the test is not possible (fewer than 2 replicates on a side, or no
+        variance), with the reason in ``note``.
     ``qvalue``
         Benjamini–Hochberg adjusted p-value over all rows with a finite p-value.
     ``note``
@@ -164,6 +172,7 @@ def differential(
     check_adata(adata)
     key = check_key(key)
     min_cells = check_int("min_cells", min_cells, low=1)
+    min_effect = check_float("min_effect", min_effect, low=0.0)
     _check_columns(adata, groupby, replicate, within)
     statistic = _statistic(statistic, replicate, min_cells)
     if statistic == "activity":
@@ -177,7 +186,8 @@ def differential(
         rep_codes = None
         logg.warning(
             "differential: `replicate=None`, so cells are treated as independent replicates. Cells of one "
-            "donor are not independent: p-values are anti-conservative. Pass `replicate=` (e.g. 'donor')."
+            "donor are not independent: p-values are anti-conservative. Pass `replicate=` (e.g. 'donor'), or "
+            "`min_effect=` to test only effects above a size."
         )
     else:
         rep_codes, rep_levels = _labels(adata, replicate)
@@ -200,7 +210,7 @@ def differential(
         units["values"] = _mean_activity(act, units)
     else:
         units["values"] = _replicate_correlations(adata, key, pairs, units, min_cells)
-    rows = _rows(units, groups, levels, reference, names, min_cells, replicate)
+    rows = _rows(units, groups, levels, reference, names, min_cells, replicate, min_effect)
     table = _table(rows, names, within, reference, statistic)
     store(adata, key, **{Keys.differential: table})
     store_params(
@@ -214,6 +224,7 @@ def differential(
             within=within,
             statistic=statistic,
             min_cells=min_cells,
+            min_effect=min_effect,
         ),
     )
     log_added(
@@ -444,18 +455,18 @@ def _replicate_correlations(adata: AnnData, key: str, pairs: ModulePairs, units,
     return out
 
 
-def _rows(units, groups, levels, reference: str, names, min_cells: int, replicate) -> list[dict]:
+def _rows(units, groups, levels, reference: str, names, min_cells: int, replicate, min_effect: float) -> list[dict]:
     """Test rows for every group and every level against the reference."""
     r = levels.index(reference)
     rows = []
     for g, group in enumerate(groups):
         for c, level in enumerate(levels):
             if c != r:
-                rows += _compare(units, g, c, r, names, min_cells, replicate, (group, level))
+                rows += _compare(units, g, c, r, names, min_cells, replicate, (group, level), min_effect)
     return rows
 
 
-def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, labels) -> list[dict]:
+def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, labels, min_effect) -> list[dict]:
     """Rows for one group and one condition against the reference: Welch's t-test per module."""
     in_group = units["group"] == g
     notes = []
@@ -478,7 +489,7 @@ def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, la
         dropped = int((in_group & ~large & np.isin(units["condition"], (c, r))).sum())
         if dropped:
             notes.append(f"{dropped} {replicate} group(s) with < {min_cells} cells dropped")
-    res = _welch(units["values"][sides[0]], units["values"][sides[1]])
+    res = _welch(units["values"][sides[0]], units["values"][sides[1]], min_effect)
     if not testable:
         res["statistic"][:] = np.nan
         res["pvalue"][:] = np.nan
@@ -520,8 +531,9 @@ def _table(rows: list[dict], names, within: str | None, reference: str, measure:
     return table
 
 
-def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Means, effects and Welch's t-test per column of ``x`` (condition) and ``y`` (reference)."""
+def _welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0) -> dict[str, np.ndarray]:
+    """Means, effects and Welch's t-test (of ``|effect| <= min_effect``) per column of ``x`` (condition)
+    and ``y`` (reference)."""
     n_x, n_y, m = len(x), len(y), x.shape[1]
 
     def nan():
@@ -539,10 +551,7 @@ def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         else:
             standardised = nan()
         if min(n_x, n_y) >= 2:
-            res = stats.ttest_ind(x, y, axis=0, equal_var=False)
-            statistic, pvalue = np.asarray(res.statistic, float), np.asarray(res.pvalue, float)
-            flat = (x.var(axis=0) == 0) & (y.var(axis=0) == 0)  # scipy would give t = inf, p = 0
-            statistic[flat], pvalue[flat] = np.nan, np.nan
+            statistic, pvalue = welch_treat(x, y, min_effect)
         else:
             statistic, pvalue = nan(), nan()
     return {

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 import lava_sc as lv
+from lava_sc._core.stats import welch_treat
 from lava_sc.tl import _differential as diff_module
 
 COLUMNS_AFTER_GROUP = [
@@ -123,6 +124,7 @@ def test_layout_and_one_row_per_module_group_condition():
         "within": "cell_type",
         "statistic": "activity",
         "min_cells": 10,
+        "min_effect": 0.0,
     }
 
 
@@ -632,7 +634,7 @@ def test_correlation_is_calibrated_over_donor_relabellings(planted):
         labels = rng.permutation(np.repeat([0, 1], n_donors // 2))
         relabelled = {**units, "condition": labels[unit_donor]}
         for k, v in values.items():
-            rows = diff_module._rows({**relabelled, "values": v}, groups, ["A", "B"], "A", names, 10, "donor")
+            rows = diff_module._rows({**relabelled, "values": v}, groups, ["A", "B"], "A", names, 10, "donor", 0.0)
             pvalues[k].append([r["pvalue"] for r in rows])
     rate = {k: float((np.asarray(p) < alpha).mean()) for k, p in pvalues.items()}
     n_tests = np.asarray(pvalues["correlation"]).size
@@ -695,3 +697,38 @@ def test_no_variance_is_not_tested():
     assert m1["effect"] == 1.0 and np.isnan(m1["pvalue"]) and np.isnan(m1["statistic"]) and np.isnan(m1["qvalue"])
     assert m1["note"] == "not tested: no variance within either side"
     assert m2["pvalue"] < 0.01 and m2["qvalue"] == m2["pvalue"] and m2["note"] == ""
+
+
+def test_min_effect_keeps_only_the_planted_changes_when_cells_are_the_units(planted):
+    """With cells as units every tiny effect is 'significant' against 0; TREAT at min_effect=0.02 keeps
+    exactly the planted condition programs (shared in T0 and T2, disease_T4 in T4)."""
+    adata = planted.copy()
+    truth = {(best_module(adata, adata.uns["planted"]["shared"]), t) for t in ("T0", "T2")}
+    truth.add((best_module(adata, adata.uns["planted"]["disease_T4"]), "T4"))
+    found = {}
+    for min_effect in (0.0, 0.02):
+        lv.tl.differential(adata, replicate=None, statistic="activity", min_effect=min_effect)
+        table = lv.get.differential(adata)
+        significant = table[table["qvalue"] < 0.05]
+        found[min_effect] = set(zip(significant["module"], significant["cell_type"], strict=True))
+        assert adata.uns["lava"]["params"]["differential"]["min_effect"] == min_effect
+    assert len(found[0.0]) > 3 * len(truth)  # effects of 0.001 pass against 0 ...
+    assert found[0.02] == truth  # ... and only the planted changes pass against |effect| <= 0.02
+
+
+def test_min_effect_zero_is_welch_and_positive_is_treat():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0.3, 1.0, (12, 4)), rng.normal(0.0, 2.0, (9, 4))
+    t0, p0 = welch_treat(x, y, 0.0)
+    ref = stats.ttest_ind(x, y, equal_var=False)
+    np.testing.assert_allclose(t0, ref.statistic)
+    np.testing.assert_allclose(p0, ref.pvalue)
+    t1, p1 = welch_treat(x, y, 0.25)
+    np.testing.assert_array_equal(t1, t0)  # the statistic is still Welch's t
+    for j in range(4):  # TREAT by hand: P(T > (|d| - delta) / se) + P(T > (|d| + delta) / se)
+        vx, vy = x[:, j].var(ddof=1) / 12, y[:, j].var(ddof=1) / 9
+        df = (vx + vy) ** 2 / (vx**2 / 11 + vy**2 / 8)
+        d, se = abs(x[:, j].mean() - y[:, j].mean()), np.sqrt(vx + vy)
+        assert p1[j] == pytest.approx(stats.t.sf((d - 0.25) / se, df) + stats.t.sf((d + 0.25) / se, df))
+    assert (p1 > p0).all()  # a stricter null is harder to reject
+    assert np.isnan(welch_treat(np.ones((3, 1)), np.ones((3, 1)), 0.1)[1]).all()  # no variance: not tested
