@@ -93,7 +93,8 @@ def _tested_genes(norm, amax, det_frac, n, min_detected, edges):
 @numba.njit(cache=True, nogil=True)
 def _gather_csr(indptr, indices, data, rows, out):
     """Rows of a CSR matrix into the dense (Fortran-ordered) ``out``."""
-    out[:, :] = 0.0
+    for j in range(out.shape[1]):  # column by column: ``out[:, :] = 0`` writes an F array row-major
+        out[:, j] = 0.0
     for r in range(len(rows)):
         c = rows[r]
         for p in range(indptr[c], indptr[c + 1]):
