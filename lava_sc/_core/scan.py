@@ -230,7 +230,7 @@ def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, 
             h_null[s, min(int(fix_old[q] * n_bins), n_bins - 1)] -= 1
         if fix_new[q] >= t_start[s]:
             h_null[s, min(int(fix_new[q] * n_bins), n_bins - 1)] += 1
-    return h_obs, h_null, ci, cj, cv, cs, level_bins[start]
+    return h_obs, h_null, ci[:k], cj[:k], cv[:k], cs[:k], level_bins[start]  # k == n_cand: same comparisons
 
 
 @numba.njit(cache=True, nogil=True)
