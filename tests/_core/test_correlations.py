@@ -179,15 +179,29 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal):
     np.testing.assert_array_equal(first, first_ref)
 
 
+def planted_localities(rng, n, g, n_planted, slope, n_loc, loc_size):
+    """A sparse null block whose first ``n_planted`` genes share a factor, and random localities."""
+    x = sparse_null_block(rng, n=n, g=g)
+    factor = rng.normal(size=(n, 1))
+    noise = 0.4 * rng.normal(size=(n, n_planted))
+    x[:, :n_planted] = np.log1p(rng.poisson(np.exp(0.3 + slope * factor + noise)))
+    cells = np.concatenate([rng.choice(n, loc_size, replace=False) for _ in range(n_loc)])
+    locality = np.repeat(np.arange(n_loc), loc_size)
+    return x, sp.csc_matrix((np.ones(len(cells)), (cells, locality)), shape=(n, n_loc))
+
+
+def assert_same_sketches(first, second):
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a.gene_a, b.gene_a)
+        np.testing.assert_array_equal(a.gene_b, b.gene_b)
+        np.testing.assert_array_equal(a.r, b.r)
+        assert a.n_null_exceed == b.n_null_exceed
+
+
 def test_sketches_do_not_depend_on_the_scan_levels(monkeypatch):
     """The first pass only skips work: with no levels above min_abs_r (a full histogram) the sketches
     are identical."""
-    rng = np.random.default_rng(7)
-    x = sparse_null_block(rng, n=300, g=150)
-    factor = rng.normal(size=(300, 1))
-    x[:, :25] = np.log1p(rng.poisson(np.exp(0.3 + 0.6 * factor + 0.4 * rng.normal(size=(300, 25)))))
-    cells = np.concatenate([rng.choice(300, 120, replace=False) for _ in range(8)])
-    membership = sp.csc_matrix((np.ones(len(cells)), (cells, np.repeat(np.arange(8), 120))), shape=(300, 8))
+    x, membership = planted_localities(np.random.default_rng(7), 300, 150, 25, 0.6, n_loc=8, loc_size=120)
     for options in (SketchOptions(), SketchOptions(two_sided=True, max_partners=None, min_abs_r=0.0)):
         fast = sketch_localities(x, membership, options, random_state=1)
         scan_levels.cache_clear()
@@ -196,10 +210,7 @@ def test_sketches_do_not_depend_on_the_scan_levels(monkeypatch):
             full = sketch_localities(x, membership, options, random_state=1)
         scan_levels.cache_clear()
         assert sum(len(s.r) for s in fast) > 20
-        for a, b in zip(fast, full, strict=True):
-            np.testing.assert_array_equal(a.gene_a, b.gene_a)
-            np.testing.assert_array_equal(a.r, b.r)
-            assert a.n_null_exceed == b.n_null_exceed
+        assert_same_sketches(fast, full)
 
 
 def test_strongest_partners_keeps_each_genes_top_pairs():
@@ -213,19 +224,11 @@ def test_strongest_partners_keeps_each_genes_top_pairs():
 
 
 def test_sketch_is_identical_for_any_number_of_threads_and_layout():
-    rng = np.random.default_rng(6)
-    x = sparse_null_block(rng, n=600, g=120)
-    factor = rng.normal(size=(600, 1))
-    x[:, :15] = np.log1p(rng.poisson(np.exp(0.3 + 0.8 * factor + 0.4 * rng.normal(size=(600, 15)))))
-    cells = np.concatenate([rng.choice(600, 90, replace=False) for _ in range(20)])
-    membership = sp.csc_matrix((np.ones(len(cells)), (cells, np.repeat(np.arange(20), 90))), shape=(600, 20))
+    x, membership = planted_localities(np.random.default_rng(6), 600, 120, 15, 0.8, n_loc=20, loc_size=90)
     runs = [
         sketch_localities(data, membership, SketchOptions(), random_state=2, n_jobs=jobs)
         for data, jobs in ((x, 1), (x, 2), (sp.csr_matrix(x), 2), (sp.csc_matrix(x), 1))
     ]
     assert sum(len(s.r) for s in runs[0]) > 0
     for other in runs[1:]:
-        for a, b in zip(runs[0], other, strict=True):
-            np.testing.assert_array_equal(a.gene_a, b.gene_a)
-            np.testing.assert_array_equal(a.gene_b, b.gene_b)
-            np.testing.assert_array_equal(a.r, b.r)
+        assert_same_sketches(runs[0], other)
