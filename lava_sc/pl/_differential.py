@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import offset_copy
 
 from .._keys import DEFAULT_KEY, Keys
-from .._validate import check_adata, check_float, check_key
+from .._validate import check_adata, check_float, check_int, check_key
 from ..get._differential import differential_table
 from ._utils import check_single_ax, finish, module_title
 
@@ -31,6 +31,7 @@ def differential(
     condition: str | None = None,
     modules: str | Sequence[str] | None = None,
     q_threshold: float = 0.05,
+    label_genes: int = 3,
     cmap="RdBu_r",
     ax: Axes | None = None,
     show: bool | None = None,
@@ -41,7 +42,7 @@ def differential(
     Dot colour is the effect (``mean_condition - mean_reference`` of the module activity) on a
     diverging scale centred at 0, with the same symmetric limits in every panel. Dot area grows with
     ``-log10(q)`` (capped at ``q = 1e-5``); dots with ``q < q_threshold`` have a black ring. Rows are
-    labelled with the module name and its three top genes. Rows that could not be tested (too few
+    labelled with the module name and its ``label_genes`` top genes. Rows that could not be tested (too few
     replicates, see the ``note`` column of :func:`lava_sc.get.differential`) are drawn as grey crosses.
 
     Parameters
@@ -56,10 +57,14 @@ def differential(
         Which modules to draw (rows): ``None`` for all, a name such as ``"M1"``, or a list of names.
     q_threshold
         Dots with a q-value below this are marked as significant.
+    label_genes
+        Top genes named in each row label (``0``: the module name only, for a narrow figure).
     cmap
         Diverging colormap for the effect.
     ax
-        Draw into this Axes; only with a single condition.
+        Draw into this Axes; only with a single condition. The colour bar and the legend go to its
+        right; leave room for them and for the row labels, e.g. with
+        ``plt.subplots(figsize=(8, 4), layout="constrained")``, or pass ``label_genes=0`` when narrow.
     show
         Show the figure. Default: show unless ``ax`` was given.
     save
@@ -79,6 +84,7 @@ def differential(
     check_adata(adata)
     key = check_key(key)
     q_threshold = check_float("q_threshold", q_threshold, low=0.0, high=1.0, open_low=True)
+    label_genes = check_int("label_genes", label_genes, low=0)
     table = differential_table(adata, key)
     within = str(table.columns[1])
     conditions = _pick(pd.unique(table["condition"].astype(str)).tolist(), condition, "condition")
@@ -102,7 +108,7 @@ def differential(
             layout="constrained",
         )
         axes = list(grid.ravel())
-    labels = [_row_label(adata, key, name) for name in names]
+    labels = [_row_label(adata, key, name, label_genes) for name in names]
     any_untested = False
     for i, (panel, level) in enumerate(zip(axes, conditions, strict=True)):
         rows = sub[sub["condition"].astype(str) == level]
@@ -112,7 +118,11 @@ def differential(
         if i == 0:  # panels share the y axis: label it once
             panel.set_yticks(range(len(names)), labels)
     fig = axes[0].figure
-    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, fraction=0.04, pad=0.02, shrink=0.8)
+    mappable = ScalarMappable(norm=norm, cmap=cmap)
+    if ax is None:
+        cbar = fig.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02, shrink=0.8)
+    else:  # an inset of the user's Axes: any layout engine sees it as part of that Axes
+        cbar = fig.colorbar(mappable, cax=ax.inset_axes([1.04, 0.3, 0.035, 0.6]))
     cbar.set_label("effect on activity\n(condition − reference)")
     cbar.outline.set_visible(False)
     _legend(axes[-1], cbar, q_threshold, any_untested, own_figure=ax is None)
@@ -146,9 +156,9 @@ def _dot_size(q: np.ndarray) -> np.ndarray:
     return DOT_SIZES[0] + (DOT_SIZES[1] - DOT_SIZES[0]) * score
 
 
-def _row_label(adata: AnnData, key: str, module: str) -> str:
-    if Keys.module_genes in adata.uns.get(key, {}):
-        return module_title(adata, key, module)
+def _row_label(adata: AnnData, key: str, module: str, n_genes: int) -> str:
+    if n_genes > 0 and Keys.module_genes in adata.uns.get(key, {}):
+        return module_title(adata, key, module, n_genes)
     return module
 
 
@@ -200,9 +210,9 @@ def _legend(ax: Axes, cbar, q_threshold: float, untested: bool, *, own_figure: b
     if own_figure:
         ax.figure.legend(loc="outside right upper", **style)
     else:
-        # right of the colourbar and its label, whatever the layout of the figure the ax belongs to
-        anchor = offset_copy(cbar.ax.transAxes, fig=ax.figure, x=70, units="points")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), bbox_transform=anchor, borderaxespad=0.0, **style)
+        # right of the colour bar and its label, in the Axes' own coordinates (stable under any layout)
+        anchor = offset_copy(ax.transAxes, fig=ax.figure, x=75, units="points")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.075, 1.0), bbox_transform=anchor, borderaxespad=0.0, **style)
 
 
 def _marker(area: float, face, edge, label: str) -> Line2D:

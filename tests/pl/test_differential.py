@@ -191,3 +191,21 @@ def test_on_real_results(pbmc_lava, tmp_path):
     lv.tl.differential(adata, "phase", reference="G1", within="bulk_labels", min_cells=3)
     axes = lv.pl.differential(adata, show=False, save=tmp_path / "pbmc.png")
     assert len(axes) == 2 and is_png(tmp_path / "pbmc.png")
+
+
+def test_label_genes_sets_how_many_genes_each_row_names(diff_adata):
+    three = [t.get_text() for t in lv.pl.differential(diff_adata, condition="AKI", show=False).get_yticklabels()]
+    one = [
+        t.get_text()
+        for t in lv.pl.differential(diff_adata, condition="AKI", label_genes=1, show=False).get_yticklabels()
+    ]
+    bare = [
+        t.get_text()
+        for t in lv.pl.differential(diff_adata, condition="AKI", label_genes=0, show=False).get_yticklabels()
+    ]
+    assert bare == ["M1", "M2", "M3", "M4"]
+    assert [label.count(",") for label in one] == [0] * 4 and all(": " in label for label in one)
+    assert [a.split(", ")[0] for a in three] == one  # the first named gene is the top one
+    with pytest.raises(ValueError, match="label_genes"):
+        lv.pl.differential(diff_adata, label_genes=-1, show=False)
+    plt.close("all")
