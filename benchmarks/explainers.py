@@ -191,23 +191,16 @@ def row(method, program, seed, score, score_kind, jac, loc, seconds, notes, **ex
 # ------------------------------------------------------------------------------------------- methods
 
 
-def run_lava(adata, programs: dict, seed: int) -> list[dict]:
-    import lava_sc as lv
-
-    work = adata.copy()
-    t0 = time.perf_counter()
-    lv.tl.modules(work)
-    seconds = time.perf_counter() - t0
-    table = lv.get.module_genes(work)
-    modules = {str(m): list(g["gene"].astype(str)) for m, g in table.groupby("module", observed=True)}
-    activity = lv.get.activity(work)
+def module_rows(method: str, modules: dict, programs: dict, seed: int, seconds: float, localise) -> list[dict]:
+    """Rows of a module-finding method: each program's best-matching module (Jaccard) and the AUROC of
+    ``localise(module, active)``, that module's per-cell score against the program's active cells."""
     rows = []
     for p, (genes, active) in programs.items():
         name, j = best_module(genes, modules)
-        loc = auroc(activity[name].to_numpy(), active) if name is not None else None
+        loc = localise(name, active) if name is not None else None
         rows.append(
             row(
-                "LAVA",
+                method,
                 p,
                 seed,
                 j,
@@ -223,6 +216,21 @@ def run_lava(adata, programs: dict, seed: int) -> list[dict]:
             )
         )
     return rows
+
+
+def run_lava(adata, programs: dict, seed: int) -> list[dict]:
+    import lava_sc as lv
+
+    work = adata.copy()
+    t0 = time.perf_counter()
+    lv.tl.modules(work)
+    seconds = time.perf_counter() - t0
+    table = lv.get.module_genes(work)
+    modules = {str(m): list(g["gene"].astype(str)) for m, g in table.groupby("module", observed=True)}
+    activity = lv.get.activity(work)
+    return module_rows(
+        "LAVA", modules, programs, seed, seconds, lambda name, active: auroc(activity[name].to_numpy(), active)
+    )
 
 
 def run_hotspot(adata, programs: dict, seed: int) -> list[dict]:
@@ -235,32 +243,13 @@ def run_hotspot(adata, programs: dict, seed: int) -> list[dict]:
     mods = hs.modules
     modules = {f"H{m}": list(mods.index[mods == m].astype(str)) for m in sorted(set(mods)) if m != -1}
     scores = hs.module_scores
-    rows = []
-    for p, (genes, active) in programs.items():
-        name, j = best_module(genes, modules)
-        loc = None
-        if name is not None:
-            col = int(name[1:])
-            series = scores[col] if col in scores.columns else scores[str(col)]
-            loc = auroc(series.reindex(adata.obs_names).to_numpy(), active)
-        rows.append(
-            row(
-                "Hotspot",
-                p,
-                seed,
-                j,
-                "jaccard",
-                j,
-                loc,
-                seconds,
-                f"{len(modules)} modules; "
-                + (f"best {name} ({len(modules[name])} genes)" if name else "no module shares a planted gene")
-                + "; one run per seed",
-                match=name,
-                n_found=len(modules),
-            )
-        )
-    return rows
+
+    def localise(name, active):
+        col = int(name[1:])
+        series = scores[col] if col in scores.columns else scores[str(col)]
+        return auroc(series.reindex(adata.obs_names).to_numpy(), active)
+
+    return module_rows("Hotspot", modules, programs, seed, seconds, localise)
 
 
 def run_cocoa(adata, programs: dict, seed: int) -> list[dict]:
