@@ -206,3 +206,11 @@ def check_not_lava_slot(adata: AnnData, key_added: str, entries=LAVA_ENTRIES) ->
             f"uns[{key_added!r}] holds LAVA results ({', '.join(found)}) that this tool would overwrite; "
             "choose another `key_added`."
         )
+
+
+def check_key_added_differs(key_added: str, key: str, holds: str, example: str) -> None:
+    """Refuse writing results to ``key``, which holds what the tool reads (``holds``)."""
+    if key_added == key:
+        raise ValueError(
+            f"`key_added` ({key_added!r}) must differ from `key`, which holds {holds}; pass e.g. key_added={example!r}."
+        )

@@ -11,7 +11,7 @@ from .._core import counterfactual as cf
 from .._core.stats import benjamini_hochberg
 from .._keys import DEFAULT_KEY, FAITHFULNESS_KEY, Keys
 from .._utils import log_added, store, store_params
-from .._validate import check_adata, check_int, check_key, check_not_lava_slot, require
+from .._validate import check_adata, check_int, check_key, check_key_added_differs, check_not_lava_slot, require
 from ._counterfactual import prepare
 
 #: columns of ``uns[key_added]["modules"]``
@@ -112,11 +112,7 @@ def module_faithfulness(
     check_adata(adata)
     key = check_key(key)
     key_added = check_key(key_added)
-    if key_added == key:
-        raise ValueError(
-            f"`key_added` ({key_added!r}) must differ from `key`, which holds the LAVA results; "
-            "pass e.g. key_added='faithfulness'."
-        )
+    check_key_added_differs(key_added, key, "the LAVA results", "faithfulness")
     n_random = check_int("n_random", n_random, low=1)
     check_not_lava_slot(adata, key_added)
     require(adata, key, Keys.module_genes, "modules")

@@ -21,6 +21,7 @@ from .._validate import (
     check_float,
     check_int,
     check_key,
+    check_key_added_differs,
     check_localities,
     check_not_lava_slot,
     expression,
@@ -136,11 +137,7 @@ def score(
     check_adata(adata)
     key = check_key(key)
     key_added = check_key(key_added)
-    if key_added == key:
-        raise ValueError(
-            f"`key_added` ({key_added!r}) must differ from `key`, which holds the localities (and any LAVA "
-            "results) of adata; pass e.g. key_added='lava_score'."
-        )
+    check_key_added_differs(key_added, key, "the localities (and any LAVA results) of adata", "lava_score")
     min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
     random_state = check_int("random_state", random_state, low=0)
     if not adata.var_names.is_unique:
