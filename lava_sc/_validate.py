@@ -214,3 +214,17 @@ def check_key_added_differs(key_added: str, key: str, holds: str, example: str) 
         raise ValueError(
             f"`key_added` ({key_added!r}) must differ from `key`, which holds {holds}; pass e.g. key_added={example!r}."
         )
+
+
+def check_obs_column(adata: AnnData, column, name: str, *, optional: bool = False) -> None:
+    """``column`` (passed as argument ``name``) must name a column of ``adata.obs``; ``optional``: the
+    argument also accepts None, which the messages mention."""
+    if not isinstance(column, str):
+        hint = " or None" if optional else ""
+        raise TypeError(f"`{name}` must be the name of a column of adata.obs{hint}, got {column!r}.")
+    if column not in adata.obs.columns:
+        hint = f", or `{name}=None`" if optional else ""
+        raise KeyError(
+            f"Column {column!r} (`{name}`) not found in adata.obs (available: {list(adata.obs.columns)}); "
+            f"pass `{name}=` with an existing column{hint}."
+        )

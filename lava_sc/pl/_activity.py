@@ -10,6 +10,7 @@ from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 
 from .._keys import DEFAULT_KEY
+from .._validate import check_obs_column
 from ..get import activity as get_activity
 from ._utils import (
     check_results,
@@ -159,13 +160,7 @@ def activity(
 
 def _split_levels(adata: AnnData, groupby, groups) -> tuple[np.ndarray, list[str]]:
     """Each cell's level of ``groupby`` as a string ("" for NaN) and the levels to draw, in order."""
-    if not isinstance(groupby, str):
-        raise TypeError(f"`groupby` must be the name of a column of adata.obs or None, got {groupby!r}.")
-    if groupby not in adata.obs.columns:
-        raise KeyError(
-            f"Column {groupby!r} (`groupby`) not found in adata.obs (available: {list(adata.obs.columns)}); "
-            "pass `groupby=` with an existing column or None."
-        )
+    check_obs_column(adata, groupby, "groupby", optional=True)
     column = adata.obs[groupby]
     cat = pd.Categorical(column).remove_unused_categories()
     available = [str(c) for c in cat.categories]

@@ -19,6 +19,7 @@ from .._validate import (
     check_int,
     check_key,
     check_not_lava_slot,
+    check_obs_column,
     embedding,
     expression,
 )
@@ -402,13 +403,7 @@ def _cell_mask(adata: AnnData, cells) -> np.ndarray:
 
 def _groups(adata: AnnData, groupby, group_a, group_b, mask: np.ndarray):
     """The two levels as strings and boolean masks of their cells (within ``mask``)."""
-    if not isinstance(groupby, str):
-        raise TypeError(f"`groupby` must be the name of a column of adata.obs, got {groupby!r}.")
-    if groupby not in adata.obs.columns:
-        raise KeyError(
-            f"Column {groupby!r} (`groupby`) not found in adata.obs (available: {list(adata.obs.columns)}); "
-            "pass `groupby=` with an existing column."
-        )
+    check_obs_column(adata, groupby, "groupby")
     labels = adata.obs[groupby].astype(str).to_numpy()
     labels = np.where(adata.obs[groupby].isna().to_numpy(), None, labels)
     levels = sorted({v for v in labels if v is not None})

@@ -16,7 +16,7 @@ from .._core.stats import benjamini_hochberg as bh
 from .._core.stats import welch_treat
 from .._keys import DEFAULT_KEY, Keys, module_names
 from .._utils import log_added, progress, store, store_params
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression
+from .._validate import check_adata, check_choice, check_float, check_int, check_key, check_obs_column, expression
 from ._correlations import covariate_matrix
 from ._score import ModulePairs, pairs_from_table
 
@@ -331,15 +331,7 @@ def _check_columns(adata: AnnData, groupby, replicate, within) -> None:
     for name, column in given.items():
         if column is None and name != "groupby":
             continue
-        if not isinstance(column, str):
-            hint = "" if name == "groupby" else " or None"
-            raise TypeError(f"`{name}` must be the name of a column of adata.obs{hint}, got {column!r}.")
-        if column not in adata.obs.columns:
-            hint = "" if name == "groupby" else f", or `{name}=None`"
-            raise KeyError(
-                f"Column {column!r} (`{name}`) not found in adata.obs (available: {list(adata.obs.columns)}); "
-                f"pass `{name}=` with an existing column{hint}."
-            )
+        check_obs_column(adata, column, name, optional=name != "groupby")
     used = [c for c in given.values() if c is not None]
     if len(set(used)) < len(used):
         raise ValueError(f"`groupby`, `replicate` and `within` must be different columns, got {given}.")
