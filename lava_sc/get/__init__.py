@@ -2,6 +2,7 @@
 
 from ._activity import activity
 from ._attribution import attribution
+from ._composition import locality_composition
 from ._counterfactual import counterfactual, faithfulness
 from ._differential import differential
 from ._enrichment import enrichment
@@ -20,4 +21,5 @@ __all__ = [
     "counterfactual",
     "faithfulness",
     "stability",
+    "locality_composition",
 ]
