@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from .._keys import DEFAULT_KEY, Keys, module_names
 from .._utils import log_added, progress, store, store_params
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, check_obs_column, expression
 from ._correlations import covariate_matrix
+from ._modules import nearest_probe
 from ._score import ModulePairs, pairs_from_table
 
 #: level names taken as the reference when ``reference=None`` (case-insensitive, in this order)
@@ -36,6 +38,8 @@ RESULT_COLUMNS = (
     "n_reference",
     "n_cells_condition",
     "n_cells_reference",
+    "n_eff_condition",
+    "n_eff_reference",
     "mean_condition",
     "mean_reference",
     "effect",
@@ -68,7 +72,9 @@ def differential(
     replicate values of a condition are compared with those of the reference by Welch's t-test.
     Cells are never treated as replicates unless ``replicate=None``: cells of one donor share that
     donor's biology, so a test on cells counts donor-to-donor variation as a condition effect and
-    gives far too small p-values.
+    gives far too small p-values. With ``replicate=None`` the cells are the units, but a cell's
+    activity is a mean over the localities covering it, so the test counts only as many independent
+    units as those localities allow (``n_eff``, see Notes), never the number of cells.
 
     Parameters
     ----------
@@ -86,9 +92,12 @@ def differential(
     replicate
         Column of ``adata.obs`` with the biological replicate (e.g. ``"donor"``, ``"sample"``).
         Each replicate must belong to a single ``groupby`` level (replicates nested in
-        conditions). ``None`` treats cells as independent replicates: p-values are then
-        anti-conservative (a warning is logged), ``unit`` is ``"cells"`` and only
-        ``statistic="activity"`` is possible.
+        conditions). ``None`` makes the cells the units (``unit`` is ``"cells"``, a warning is logged)
+        and only ``statistic="activity"`` is possible. Cells that share localities share their
+        smoothed activity, so each side of a test has the effective size ``n_eff`` its covering
+        localities allow (see Notes; ``n_eff_condition``, ``n_eff_reference``), and a group about one
+        locality in size cannot be tested. Donor-to-donor variation is still read as a condition
+        effect: with donors in the data, pass them.
     within
         Column of ``adata.obs`` to test separately in each group of (e.g. ``"cell_type"``);
         ``None`` tests all cells together (group ``"all"``).
@@ -109,7 +118,13 @@ def differential(
             cells. Faster (no expression is read), but **anti-conservative**: a cell's activity is a
             mean over localities that pool the cells of many donors, so replicate means share cells'
             information and are not independent; small effects come out with tiny p-values. Use it
-            for a quick look, or with ``replicate=None`` (the only choice there).
+            for a quick look, or with ``replicate=None`` (the only choice there; the effective sample
+            size of each side is then set by the localities, see Notes).
+
+        With ``replicate=None``, ``"correlation"`` is refused: a single cell has no correlation, and
+        the correlation of a whole side would be one unit. With replicates, each replicate's
+        correlation is computed from its own cells only, so the replicates are independent units and
+        no locality correction applies (``n_eff`` = replicates).
     key
         Key of the LAVA results in ``uns`` / ``obsm``.
     min_cells
@@ -120,8 +135,9 @@ def differential(
         Test whether the effect is larger than this, H0: ``|effect| <= min_effect`` (TREAT, McCarthy &
         Smyth 2009, with Welch's standard error), instead of H0: ``effect = 0``. Effects are in the
         units of ``measure`` (correlation for the default statistic). With many units (cells, with
-        ``replicate=None``) every tiny effect is significant against 0; e.g. ``min_effect=0.05``
-        keeps only those credibly above 0.05.
+        ``replicate=None`` and groups much larger than a locality) small effects can be significant
+        against 0; e.g. ``min_effect=0.05`` keeps only those credibly above 0.05. TREAT uses the same
+        standard error and degrees of freedom as the test (``n_eff`` with cells as units).
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -145,6 +161,12 @@ def differential(
         Replicates (or cells) on each side after dropping those with fewer than ``min_cells`` cells.
     ``n_cells_condition``, ``n_cells_reference``
         Cells on each side in the replicates used.
+    ``n_eff_condition``, ``n_eff_reference``
+        Effective number of independent units on each side, what the standard error and degrees of
+        freedom use: the replicates (``n_condition``, ``n_reference``) with a ``replicate``; with
+        cells as units the effective size the localities covering the cells allow (see Notes;
+        between 1 and the number of cells; the number of cells when no localities are stored under
+        ``key``).
     ``mean_condition``, ``mean_reference``
         Mean of the replicate values (or of the cells) on each side.
     ``effect``
@@ -153,14 +175,54 @@ def differential(
         ``effect`` divided by the pooled standard deviation of the replicate values (Cohen's d).
     ``statistic``, ``pvalue``
         Welch's t statistic and two-sided p-value (of ``|effect| <= min_effect`` when ``min_effect``
-        is above 0); NaN where the test is not possible (fewer than 2 replicates on a side, or no
-        variance), with the reason in ``note``.
+        is above 0), on ``n_eff`` units per side; NaN where the test is not possible (fewer than 2
+        replicates on a side, ``n_eff`` below 2 on a side, or no variance), with the reason in
+        ``note``.
     ``qvalue``
         Benjamini–Hochberg adjusted p-value over all rows with a finite p-value.
     ``note``
         Empty, or why a row was not tested and how many replicates were dropped.
 
     Parameters are recorded in ``uns[key]["params"]["differential"]``.
+
+    Notes
+    -----
+    **Cells as units** (``replicate=None``). Let ``M`` be the cells x localities membership
+    (``obsm[f"{key}_localities"]``; for the activity of :func:`~lava_sc.tl.score`, that of its
+    ``key``), ``s_l`` the number of cells of locality ``l`` and ``A_l`` its activity. A cell's activity
+    is ``a_i = sum_l P_il A_l`` with ``P_il = 1/k_i`` for the ``k_i`` localities containing cell ``i``
+    (a cell in none takes its nearest probe's locality, ``P_il = 1``). To first order (delta method;
+    exact for a mean, the linearisation of the weighted mean Pearson ``r``) a locality's activity is a
+    mean of independent per-cell contributions ``z_j`` with variance ``tau^2``:
+    ``A_l = alpha + (1/s_l) sum_{j in l} z_j``. So ``a_i = alpha + sum_j c_ij z_j`` with
+    ``c_ij = sum_l P_il M_jl / s_l``, and for a side of ``N`` cells with mean ``abar`` and
+    ``u = (1/N) sum_i c_i``:
+
+    ``Var(abar) = tau^2 |u|^2`` and ``E[B] = tau^2 (mean_i |c_i|^2 - |u|^2)``,
+
+    where ``B`` is the variance of the ``a_i`` over the side (``ddof=0``). With
+
+    ``n_eff = mean_i |c_i|^2 / |u|^2``  (``1 <= n_eff <= N``),
+
+    ``B / (n_eff - 1) = s^2 / n_eff``, ``s^2 = B n_eff / (n_eff - 1)``, is an unbiased estimate of
+    ``Var(abar)``: the variance is estimated from the cells, the standard error and the degrees of
+    freedom come from ``n_eff`` instead of ``N``. Welch's test (and TREAT) then uses
+    ``se^2 = V_x + V_y`` and ``df = (V_x + V_y)^2 / (V_x^2 / (n_x - 1) + V_y^2 / (n_y - 1))`` with
+    ``V = s^2 / n`` and ``n = n_eff`` of each side. Special cases: every cell its own locality gives
+    ``n_eff = N`` (plain Welch on the cells); disjoint localities holding ``w_l`` of the side's cells
+    give ``n_eff = N sum_l (w_l / s_l) / sum_l (w_l^2 / s_l)``, which for localities of equal size (as
+    LAVA's, ``n_cells`` each) is Kish's ``(sum_l w_l)^2 / sum_l w_l^2``, at most the number of
+    localities, and the test is then the weighted Welch test of the localities' activities with
+    weights ``w_l``. Overlapping localities count less than their number, since they share cells
+    (a region covered by localities of ``n`` cells gives ``n_eff`` of the order of its cells / ``n``);
+    Kish's formula on the localities' cell counts would count them as independent and stays
+    anti-conservative there, because the cells' spread ``B`` of a smoothed activity is small. A side
+    with ``n_eff < 2`` is not tested. Localities shared by both sides make the two means positively
+    correlated, which Welch's standard error ignores: the test is then conservative. Without
+    localities under ``key``, ``n_eff = N`` (independent cells; a warning says so).
+
+    **Replicates.** Each replicate's value is one unit (``n_eff`` = replicates); the test is Welch's
+    on the replicate values, whatever the localities.
 
     Examples
     --------
@@ -182,12 +244,24 @@ def differential(
         names = pairs.names
     cond_codes, levels = _labels(adata, groupby)
     reference = _reference(levels, reference, groupby)
+    smoother = None
     if replicate is None:
         rep_codes = None
+        smoother = _smoother(adata, key)
+        if smoother is None:
+            size = (
+                f"no localities under key {key!r} (adata.obsm[{Keys(key).obsm_localities!r}]), so each cell counts "
+                "as an independent unit (n_eff = cells) and p-values are anti-conservative if the activity is smoothed"
+            )
+        else:
+            size = (
+                "a cell's activity is a mean over the localities covering it, so the effective size of each side "
+                "(n_eff_condition / n_eff_reference) is what those localities allow, not the number of cells"
+            )
         logg.warning(
-            "differential: `replicate=None`, so cells are treated as independent replicates. Cells of one "
-            "donor are not independent: p-values are anti-conservative. Pass `replicate=` (e.g. 'donor'), or "
-            "`min_effect=` to test only effects above a size."
+            f"differential: `replicate=None`, so cells are the units, not independent replicates: {size}. Cells of "
+            "one donor share that donor's biology, so across donors p-values stay anti-conservative. Pass "
+            "`replicate=` (e.g. 'donor'), or `min_effect=` to test only effects above a size."
         )
     else:
         rep_codes, rep_levels = _labels(adata, replicate)
@@ -206,6 +280,7 @@ def differential(
     adata = adata.copy() if copy else adata
     start = logg.info(f"testing differential LAVA module {statistic} ({groupby!r} vs {reference!r})")
     units = _units(cond_codes, group_codes, rep_codes)
+    units["smoother"] = smoother
     if statistic == "activity":
         units["values"] = _mean_activity(act, units)
     else:
@@ -465,9 +540,20 @@ def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, la
     if replicate is None:
         sides = [np.flatnonzero(in_group & (units["condition"] == k)) for k in (c, r)]
         n_x, n_y = len(sides[0]), len(sides[1])
+        smoother = units.get("smoother")
+        if smoother is None:
+            n_eff = (float(n_x), float(n_y))
+        else:
+            n_eff = tuple(smoother.n_eff(side) for side in sides)
         testable = min(n_x, n_y) >= max(min_cells, 2)
         if not testable:
             notes.append(f"not tested: fewer than {max(min_cells, 2)} cells on a side ({n_x} vs {n_y})")
+        elif min(n_eff) < 2 - 1e-9:  # (rounding: exactly 2 units is testable)
+            testable = False
+            notes.append(
+                "not tested: the localities covering the cells allow fewer than 2 independent units on a side "
+                f"(n_eff {n_eff[0]:.2f} vs {n_eff[1]:.2f})"
+            )
     else:
         large = units["n_cells"] >= min_cells
         sides = [np.flatnonzero(in_group & large & (units["condition"] == k)) for k in (c, r)]
@@ -481,7 +567,8 @@ def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, la
         dropped = int((in_group & ~large & np.isin(units["condition"], (c, r))).sum())
         if dropped:
             notes.append(f"{dropped} {replicate} group(s) with < {min_cells} cells dropped")
-    res = _welch(units["values"][sides[0]], units["values"][sides[1]], min_effect)
+        n_eff = (float(n_x), float(n_y))  # replicates are independent units
+    res = _welch(units["values"][sides[0]], units["values"][sides[1]], min_effect, n_eff)
     if not testable:
         res["statistic"][:] = np.nan
         res["pvalue"][:] = np.nan
@@ -493,6 +580,8 @@ def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, la
         "n_reference": n_y,
         "n_cells_condition": int(units["n_cells"][sides[0]].sum()),
         "n_cells_reference": int(units["n_cells"][sides[1]].sum()),
+        "n_eff_condition": n_eff[0],
+        "n_eff_reference": n_eff[1],
     }
     rows = []
     for i, name in enumerate(names):
@@ -520,12 +609,14 @@ def _table(rows: list[dict], names, within: str | None, reference: str, measure:
         table[column] = table[column].astype(str).astype(object)  # plain strings: h5ad and zarr safe
     for column in ("n_condition", "n_reference", "n_cells_condition", "n_cells_reference"):
         table[column] = table[column].astype(np.int64)
+    for column in ("n_eff_condition", "n_eff_reference"):
+        table[column] = table[column].astype(np.float64)
     return table
 
 
-def _welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0) -> dict[str, np.ndarray]:
+def _welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0, n_eff=None) -> dict[str, np.ndarray]:
     """Means, effects and Welch's t-test (of ``|effect| <= min_effect``) per column of ``x`` (condition)
-    and ``y`` (reference)."""
+    and ``y`` (reference), with ``n_eff`` (condition, reference) independent units (default: the rows)."""
     n_x, n_y, m = len(x), len(y), x.shape[1]
 
     def nan():
@@ -543,7 +634,7 @@ def _welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0) -> dict[str, n
         else:
             standardised = nan()
         if min(n_x, n_y) >= 2:
-            statistic, pvalue = welch_treat(x, y, min_effect)
+            statistic, pvalue = welch_treat(x, y, min_effect, n_eff=n_eff)
         else:
             statistic, pvalue = nan(), nan()
     return {
@@ -554,3 +645,105 @@ def _welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0) -> dict[str, n
         "statistic": statistic,
         "pvalue": pvalue,
     }
+
+
+@dataclass
+class _Smoother:
+    """How the smoothed activity of cells draws on cells through the localities (see :func:`differential`).
+
+    With ``M`` the cells x localities membership, ``s_l`` the cells of locality ``l`` and ``P`` the
+    cells x localities weights of a cell's activity (``1/k_i`` on the ``k_i`` localities containing
+    cell ``i``; 1 on the nearest probe's locality for a cell in none), cell ``i``'s activity is, to first
+    order, ``sum_j c_ij z_j`` over independent per-cell contributions ``z_j``, with
+    ``c_i = M diag(1/s) P_i``.
+    """
+
+    weights: sp.csr_matrix  # P, cells x localities, rows summing to 1
+    inv_size: np.ndarray  # 1 / s_l
+    shared: sp.csr_matrix  # M^T M: cells shared by two localities
+    self_term: np.ndarray  # ||c_i||^2 per cell
+
+    def n_eff(self, cells: np.ndarray) -> float:
+        """``mean_i ||c_i||^2 / ||mean_i c_i||^2`` over ``cells`` (1 <= n_eff <= len(cells); 0 when empty)."""
+        if len(cells) == 0:
+            return 0.0
+        share = np.asarray(self.weights[cells].sum(axis=0)).ravel() / len(cells)
+        y = share * self.inv_size
+        mean_norm = float(y @ (self.shared @ y))  # ||u||^2, u = M diag(1/s) share
+        if mean_norm <= 0:
+            return float(len(cells))
+        return float(np.clip(self.self_term[cells].mean() / mean_norm, 1.0, len(cells)))
+
+
+def _locality_key(adata: AnnData, key: str) -> str | None:
+    """The key whose obsm localities the activity under ``key`` was computed on (tl.score: its ``key``)."""
+    params = adata.uns.get(key, {}).get("params", {}) if isinstance(adata.uns.get(key), Mapping) else {}
+    score = params.get("score") if isinstance(params, Mapping) else None
+    candidates = [key, str(score["key"])] if isinstance(score, Mapping) and "key" in score else [key]
+    for k in candidates:
+        if Keys(k).obsm_localities in adata.obsm:
+            return k
+    return None
+
+
+def _smoother(adata: AnnData, key: str) -> _Smoother | None:
+    """The locality structure behind ``obsm[f"{key}_activity"]``; None when no localities are stored."""
+    where = _locality_key(adata, key)
+    if where is None:
+        return None
+    name = Keys(where).obsm_localities
+    raw = adata.obsm[name]
+    if sp.issparse(raw):
+        membership = sp.csr_matrix(raw, dtype=np.float64, copy=True)
+        membership.data = (membership.data != 0).astype(np.float64)
+        membership.eliminate_zeros()
+    elif isinstance(raw, np.ndarray) and raw.ndim == 2:
+        membership = sp.csr_matrix((raw != 0).astype(np.float64))
+    else:
+        raise TypeError(
+            f"adata.obsm[{name!r}] must be a sparse cells x localities matrix, got {type(raw).__name__}; rerun "
+            f"lava_sc.tl.localities(adata, key_added={where!r})."
+        )
+    n_loc = membership.shape[1]
+    stored = adata.uns[key].get(Keys.locality_activity) if isinstance(adata.uns.get(key), Mapping) else None
+    if stored is not None and np.shape(stored)[0] != n_loc:
+        raise ValueError(
+            f"adata.obsm[{name!r}] has {n_loc} localities but adata.uns[{key!r}][{Keys.locality_activity!r}] has "
+            f"{np.shape(stored)[0]}: they come from different runs; rerun lava_sc.tl.modules(adata, key={key!r})."
+        )
+    counts = np.asarray(membership.sum(axis=1)).ravel()
+    reads = membership
+    uncovered = np.flatnonzero(counts == 0)
+    if len(uncovered):  # tl.modules gives such a cell its nearest probe's locality
+        nearest = _nearest_locality(adata, where, uncovered, n_loc)
+        if nearest is not None:
+            reads = membership + sp.csr_matrix((np.ones(len(uncovered)), (uncovered, nearest)), shape=membership.shape)
+        else:  # probes unknown: such a cell counts as its own unit
+            logg.warning(
+                f"differential: {len(uncovered)} cell(s) in no locality and no probes to find their nearest one; "
+                "each counts as its own unit in n_eff."
+            )
+            single = sp.csr_matrix(
+                (np.ones(len(uncovered)), (uncovered, np.arange(len(uncovered)))),
+                shape=(membership.shape[0], len(uncovered)),
+            )
+            membership = reads = sp.hstack([membership, single], format="csr")
+        counts = np.asarray(reads.sum(axis=1)).ravel()
+    weights = sp.csr_matrix(sp.diags(1.0 / counts) @ reads)
+    size = np.asarray(membership.sum(axis=0)).ravel()
+    inv_size = np.divide(1.0, size, out=np.zeros_like(size), where=size > 0)
+    shared = sp.csr_matrix(membership.T @ membership)
+    scaled = sp.csr_matrix(sp.diags(inv_size) @ shared @ sp.diags(inv_size))  # diag(1/s) M^T M diag(1/s)
+    self_term = np.asarray((weights @ scaled).multiply(weights).sum(axis=1)).ravel()  # ||c_i||^2
+    return _Smoother(weights, inv_size, shared, self_term)
+
+
+def _nearest_locality(adata: AnnData, key: str, cells: np.ndarray, n_loc: int) -> np.ndarray | None:
+    """The locality of the probe nearest each of ``cells`` (as tl.modules uses), or None without probes."""
+    try:
+        nearest = np.asarray(nearest_probe(adata, key))[cells]
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+    if len(nearest) != len(cells) or not np.all((nearest >= 0) & (nearest < n_loc)):
+        return None
+    return nearest.astype(np.int64)

@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import lava_sc as lv
 
@@ -69,3 +70,25 @@ def test_errors(tested):
         lv.get.differential(tested, q_max=5)
     with pytest.raises(TypeError, match="module name"):
         lv.get.differential(tested, module=3)
+
+
+def test_cells_as_units_carry_their_effective_sizes(tested):
+    """replicate=None with localities: n_eff columns come through, rows the localities cannot test drop at q_max."""
+    adata = tested.copy()
+    order = np.lexsort([adata.obs["donor"].to_numpy(), adata.obs["cell_type"].to_numpy()])
+    locality = np.empty(adata.n_obs, dtype=np.int64)
+    locality[order] = np.arange(adata.n_obs) // 10  # 10-cell localities within each cell type and condition
+    pt = (adata.obs["cell_type"] == "PT").to_numpy()
+    locality[~pt] = locality[~pt].min()  # every EC cell in one locality: one effective unit
+    adata.obsm["lava_localities"] = sp.csr_matrix(
+        (np.ones(adata.n_obs), (np.arange(adata.n_obs), locality)), shape=(adata.n_obs, locality.max() + 1)
+    )
+    lv.tl.differential(adata, replicate=None)
+    table = lv.get.differential(adata)
+    assert {"n_eff_condition", "n_eff_reference"} <= set(table.columns)
+    pt_rows = table["cell_type"] == "PT"
+    np.testing.assert_allclose(table.loc[pt_rows, ["n_eff_condition", "n_eff_reference"]], 15.0)  # 150 cells / 10
+    np.testing.assert_allclose(table.loc[~pt_rows, ["n_eff_condition", "n_eff_reference"]], 1.0)
+    assert table.loc[~pt_rows, "pvalue"].isna().all()
+    hits = lv.get.differential(adata, q_max=1.0)
+    assert (hits["cell_type"] == "PT").all() and len(hits) == 3

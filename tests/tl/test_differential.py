@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from scipy import stats
 
 import lava_sc as lv
@@ -21,6 +22,8 @@ COLUMNS_AFTER_GROUP = [
     "n_reference",
     "n_cells_condition",
     "n_cells_reference",
+    "n_eff_condition",
+    "n_eff_reference",
     "mean_condition",
     "mean_reference",
     "effect",
@@ -114,6 +117,7 @@ def test_layout_and_one_row_per_module_group_condition():
     assert (table["unit"] == "donor").all() and (table["measure"] == "activity").all()
     assert (table["n_condition"] == 4).all() and (table["n_reference"] == 4).all()
     assert (table["n_cells_condition"] == 160).all()
+    assert (table["n_eff_condition"] == 4.0).all() and (table["n_eff_reference"] == 4.0).all()  # donors
     assert table["module"].tolist()[:6] == ["M1"] * 6  # sorted by module, then group, then condition
     assert table["cell_type"].tolist()[:6] == ["PT", "PT", "TAL", "TAL", "EC", "EC"]
     params = adata.uns["lava"]["params"]["differential"]
@@ -237,7 +241,9 @@ def test_cells_as_replicates_marks_unit_and_warns(monkeypatch):
     table = result(adata)
     assert (table["unit"] == "cells").all() and (table["measure"] == "activity").all()
     assert (table["n_condition"] == 4 * 40).all() and (table["n_condition"] == table["n_cells_condition"]).all()
-    assert any("independent replicates" in m and "anti-conservative" in m for m in logged)
+    # no localities stored: nothing limits the effective size, and the warning says so
+    assert (table["n_eff_condition"] == 4 * 40).all() and (table["n_eff_reference"] == 4 * 40).all()
+    assert any("cells are the units" in m and "no localities" in m and "anti-conservative" in m for m in logged)
     # Welch's t-test on the cells themselves
     cells = adata.obsm["lava_activity"]["M1"].to_numpy()
     ct, cond = adata.obs["cell_type"].to_numpy(), adata.obs["condition"].to_numpy()
@@ -274,6 +280,205 @@ def test_reference_choice(monkeypatch):
     lv.tl.differential(adata, statistic="activity", reference="b_disease")
     table = result(adata)
     assert set(table["reference"]) == {"b_disease"} and set(table["condition"]) == {"a_other"}
+
+
+# --- cells as units: the effective size the localities allow --------------------------------
+
+
+def membership_of(locality: np.ndarray, n_localities: int | None = None) -> sp.csr_matrix:
+    """Cells x localities membership with each cell in the one locality ``locality[i]``."""
+    n = int(locality.max()) + 1 if n_localities is None else n_localities
+    return sp.csr_matrix((np.ones(len(locality)), (np.arange(len(locality)), locality)), shape=(len(locality), n))
+
+
+def few_localities() -> tuple[ad.AnnData, dict]:
+    """106 AKI PT cells in 3 localities (40, 36, 30 of their cells) and 106 reference PT cells in 3 (35, 35, 36).
+
+    Localities have 40 cells each, as LAVA's have ``n_cells`` each; the rest are cells of another type.
+    As in LAVA a cell's activity is the mean of its localities' activity, here its one locality's.
+    M1-M3 are active only in the first AKI locality (at 0.3, 1.0 and 2.5); M4 is up in all three
+    AKI localities.
+    """
+    sizes = {"AKI": [40, 36, 30], "reference": [35, 35, 36]}
+    locality, condition, cell_type = [], [], []
+    for side, counts in sizes.items():
+        for w in counts:
+            locality += [len(locality) // 40] * 40
+            condition += [side] * 40
+            cell_type += ["PT"] * w + ["other"] * (40 - w)
+    locality = np.asarray(locality)
+    loc_act = np.zeros((6, 4))
+    loc_act[0, :3] = [0.3, 1.0, 2.5]
+    loc_act[:, 3] = [1.0, 1.1, 0.9, 0.05, -0.05, 0.0]
+    obs = pd.DataFrame({"condition": condition, "cell_type": cell_type}, index=[f"c{i}" for i in range(len(locality))])
+    adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
+    names = ["M1", "M2", "M3", "M4"]
+    adata.obsm["lava_activity"] = pd.DataFrame(loc_act[locality], index=adata.obs_names, columns=names)
+    adata.obsm["lava_localities"] = membership_of(locality)
+    adata.uns["lava"] = {"locality_activity": pd.DataFrame(loc_act, columns=names)}
+    return adata, {"sizes": sizes, "loc_act": loc_act}
+
+
+def test_few_localities_give_few_effective_units():
+    adata, truth = few_localities()
+    lv.tl.differential(adata, replicate=None, min_cells=5)
+    table = result(adata)
+    table = table[table["cell_type"] == "PT"].set_index("module")
+    print(table[["n_condition", "n_eff_condition", "n_eff_reference", "effect", "statistic", "pvalue"]].to_string())
+    kish = {side: sum(w) ** 2 / sum(wi**2 for wi in w) for side, w in truth["sizes"].items()}
+    np.testing.assert_allclose(table["n_eff_condition"], kish["AKI"])  # 2.96, not 106 cells
+    np.testing.assert_allclose(table["n_eff_reference"], kish["reference"])
+    assert (table["n_condition"] == 106).all()
+    # the old test (cells as independent units) made M1-M3 identical and confident ...
+    old = plain_cell_welch(adata, table.reset_index())
+    pt, aki = (adata.obs["cell_type"] == "PT").to_numpy(), (adata.obs["condition"] == "AKI").to_numpy()
+    act = adata.obsm["lava_activity"].to_numpy()
+    t_old = stats.ttest_ind(act[pt & aki], act[pt & ~aki], equal_var=False).statistic
+    np.testing.assert_allclose(t_old[:3], t_old[0])  # identical by construction: one locality, any scale
+    assert t_old[0] > 7 and (old[:3] < 1e-8).all()
+    # ... each side now holds ~3 units: one locality no longer carries a confident call
+    t_new = table["statistic"].to_numpy()
+    assert (table.loc[["M1", "M2", "M3"], "pvalue"] > 0.2).all()
+    assert (np.abs(t_new[:3]) < np.abs(t_old[:3]) / 5).all()
+    # a change that all three AKI localities agree on stays significant
+    assert table.loc["M4", "pvalue"] < 0.01 and table.loc["M4", "note"] == ""
+
+
+def test_few_localities_is_the_weighted_welch_test_of_the_localities():
+    adata, truth = few_localities()
+    lv.tl.differential(adata, replicate=None, min_cells=5, min_effect=0.2)
+    table = result(adata)
+    table = table[table["cell_type"] == "PT"].set_index("module")
+    w = {side: np.asarray(v, dtype=float) for side, v in truth["sizes"].items()}
+    a = {"AKI": truth["loc_act"][:3], "reference": truth["loc_act"][3:]}
+    for j, module in enumerate(["M1", "M2", "M3", "M4"]):
+        mean, var, n = {}, {}, {}
+        for side in ("AKI", "reference"):  # localities as units, each weighted by its share of the side's cells
+            v = w[side] / w[side].sum()
+            mean[side] = v @ a[side][:, j]
+            n[side] = 1 / (v**2).sum()
+            var[side] = v @ (a[side][:, j] - mean[side]) ** 2 / (1 - (v**2).sum())  # unbiased, reliability weights
+        vx, vy = var["AKI"] / n["AKI"], var["reference"] / n["reference"]
+        d, se = mean["AKI"] - mean["reference"], np.sqrt(vx + vy)
+        df = (vx + vy) ** 2 / (vx**2 / (n["AKI"] - 1) + vy**2 / (n["reference"] - 1))
+        row_ = table.loc[module]
+        assert row_["effect"] == pytest.approx(d)
+        assert row_["statistic"] == pytest.approx(d / se)
+        assert row_["pvalue"] == pytest.approx(
+            stats.t.sf((abs(d) - 0.2) / se, df) + stats.t.sf((abs(d) + 0.2) / se, df)
+        )
+
+
+def test_every_cell_its_own_locality_is_plain_welch():
+    adata = fabricate(effects={("M1", "PT", "AKI"): 0.5})
+    adata.obsm["lava_localities"] = sp.identity(adata.n_obs, format="csr")
+    lv.tl.differential(adata, replicate=None)
+    table = result(adata)
+    assert (table["n_eff_condition"] == 160).all() and (table["n_eff_reference"] == 160).all()
+    act, ct, cond = adata.obsm["lava_activity"], adata.obs["cell_type"], adata.obs["condition"]
+    for _, r in table.iterrows():
+        values = act[r["module"]].to_numpy()
+        x = values[((ct == r["cell_type"]) & (cond == "AKI")).to_numpy()]
+        y = values[((ct == r["cell_type"]) & (cond == "reference")).to_numpy()]
+        expected = stats.ttest_ind(x, y, equal_var=False)
+        assert r["statistic"] == pytest.approx(expected.statistic) and r["pvalue"] == pytest.approx(expected.pvalue)
+    # many small localities: disjoint pairs of cells (activity their pair's mean) give n_eff = cells / 2
+    pairs = np.arange(adata.n_obs) // 2
+    adata.obsm["lava_localities"] = membership_of(pairs)
+    adata.obsm["lava_activity"] = adata.obsm["lava_activity"].groupby(pairs).transform("mean").set_axis(adata.obs_names)
+    lv.tl.differential(adata, replicate=None)
+    np.testing.assert_allclose(result(adata)[["n_eff_condition", "n_eff_reference"]], 80.0)
+
+
+def brute_force_n_eff(reads: np.ndarray, membership: np.ndarray, cells: np.ndarray) -> float:
+    """n_eff = mean |c_i|^2 / |mean c_i|^2 with c_ij = sum_l P_il M_jl / s_l, from dense matrices."""
+    p = reads / reads.sum(axis=1, keepdims=True)
+    c = p @ (membership / membership.sum(axis=0)).T
+    u = c[cells].mean(axis=0)
+    return float((c[cells] ** 2).sum(axis=1).mean() / (u @ u))
+
+
+def test_n_eff_is_its_definition_on_overlapping_localities(monkeypatch):
+    """Random overlapping localities of a 2-D embedding, some cells in none (nearest probe's locality)."""
+    rng = np.random.default_rng(5)
+    n, n_loc = 300, 24
+    xy = rng.uniform(0, 10, (n, 2))
+    probes = rng.uniform(0, 10, (n_loc, 2))
+    dist = np.linalg.norm(xy[:, None] - probes[None], axis=2)
+    member = dist < 1.6  # overlapping discs
+    uncovered = ~member.any(axis=1)
+    assert uncovered.sum() >= 3 and (member.sum(axis=1) >= 2).sum() > 50
+    obs = pd.DataFrame({"condition": rng.choice(["reference", "AKI"], n)}, index=[f"c{i}" for i in range(n)])
+    adata = ad.AnnData(np.zeros((n, 1), dtype=np.float32), obs=obs)
+    adata.obsm["X_umap"] = xy
+    adata.obsm["lava_localities"] = sp.csr_matrix(member.astype(np.float32))
+    adata.obsm["lava_activity"] = pd.DataFrame(rng.normal(size=(n, 2)), index=adata.obs_names, columns=["M1", "M2"])
+    adata.uns["lava"] = {"probes": probes, "params": {"localities": {"basis": "X_umap"}}}
+    reads = member.astype(float)
+    reads[uncovered, dist[uncovered].argmin(axis=1)] = 1.0  # as tl.modules: the nearest probe's locality
+    lv.tl.differential(adata, replicate=None, within=None)
+    table = result(adata)
+    for side, level in (("condition", "AKI"), ("reference", "reference")):
+        cells = np.flatnonzero(obs["condition"] == level)
+        expected = brute_force_n_eff(reads, member.astype(float), cells)
+        assert table[f"n_eff_{side}"].iloc[0] == pytest.approx(expected)
+        assert 1 <= expected < len(cells) / 3  # overlapping localities: far fewer units than cells
+    # without probes a cell in no locality counts as its own unit
+    logged = []
+    monkeypatch.setattr(diff_module.logg, "warning", lambda msg, **kw: logged.append(msg))
+    del adata.uns["lava"]["probes"]
+    lv.tl.differential(adata, replicate=None, within=None)
+    alone = np.c_[member, np.eye(n)[:, uncovered]].astype(float)
+    cells = np.flatnonzero(obs["condition"] == "AKI")
+    assert result(adata)["n_eff_condition"].iloc[0] == pytest.approx(brute_force_n_eff(alone, alone, cells))
+    assert any(f"{uncovered.sum()} cell(s) in no locality" in m for m in logged)
+    assert any("effective size" in m and "localities" in m for m in logged)
+
+
+def test_cells_as_units_are_calibrated_on_smoothed_noise():
+    """No condition effect: independent per-cell noise smoothed through overlapping localities, as LAVA does.
+
+    1,200 cells on a line, 60 localities of 60 cells (overlap 3). In type A the conditions are two
+    regions; in type B they are interleaved (both sides share every locality). 1,000 null datasets as
+    1,000 modules of one call.
+    """
+    rng = np.random.default_rng(0)
+    n, size, n_loc, n_null = 1200, 60, 60, 1000
+    x = np.sort(rng.uniform(0, 100, n))
+    rows = np.concatenate([np.argsort(np.abs(x - c))[:size] for c in np.linspace(0, 100, n_loc)])
+    member = sp.csr_matrix((np.ones(len(rows)), (rows, np.repeat(np.arange(n_loc), size))), shape=(n, n_loc))
+    z = rng.normal(size=(n, n_null)) ** 2  # skewed per-cell contributions
+    loc_act = (member.T @ z) / size
+    act = (member @ loc_act) / np.asarray(member.sum(axis=1))
+    cell_type = np.where(x < 50, "A", "B")
+    condition = np.where(cell_type == "A", np.where(x < 25, "AKI", "reference"), rng.choice(["AKI", "reference"], n))
+    obs = pd.DataFrame({"condition": condition, "cell_type": cell_type}, index=[f"c{i}" for i in range(n)])
+    adata = ad.AnnData(np.zeros((n, 1), dtype=np.float32), obs=obs)
+    names = [f"M{i + 1}" for i in range(n_null)]
+    adata.obsm["lava_activity"] = pd.DataFrame(act, index=adata.obs_names, columns=names)
+    adata.obsm["lava_localities"] = member
+    lv.tl.differential(adata, replicate=None)
+    table = result(adata)
+    rate = table.groupby("cell_type")["pvalue"].apply(lambda p: float((p < 0.05).mean()))
+    n_eff = table.groupby("cell_type")[["n_eff_condition", "n_eff_reference"]].first()
+    old = {t: plain_cell_welch(adata, table[table["cell_type"] == t].iloc[:200]) for t in ("A", "B")}
+    print(f"\nfalse-positive rate at 0.05: {rate.to_dict()}; n_eff:\n{n_eff}")
+    print({t: float((p < 0.05).mean()) for t, p in old.items()}, "(cells as independent units)")
+    assert np.isfinite(table["pvalue"]).all()
+    assert (rate <= 0.06).all()
+    assert (n_eff.loc["A"] < 10).all()  # ~300 cells per side, localities of 60 cells
+    assert (old["A"] < 0.05).mean() > 0.5
+
+
+def test_donor_results_do_not_depend_on_the_localities():
+    adata = fabricate(effects={("M1", "PT", "AKI"): 1.0}, n_donors=5)
+    lv.tl.differential(adata, statistic="activity")
+    without = result(adata).copy()
+    adata.obsm["lava_localities"] = membership_of(np.arange(adata.n_obs) // 50)  # coarse localities
+    lv.tl.differential(adata, statistic="activity")
+    pd.testing.assert_frame_equal(result(adata), without)
+    assert (without["n_eff_condition"] == without["n_condition"]).all()
+    assert (without["n_eff_reference"] == without["n_reference"]).all()
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -699,21 +904,71 @@ def test_no_variance_is_not_tested():
     assert m2["pvalue"] < 0.01 and m2["qvalue"] == m2["pvalue"] and m2["note"] == ""
 
 
-def test_min_effect_keeps_only_the_planted_changes_when_cells_are_the_units(planted):
-    """With cells as units every tiny effect is 'significant' against 0; TREAT at min_effect=0.02 keeps
-    exactly the planted condition programs (shared in T0 and T2, disease_T4 in T4)."""
+def plain_cell_welch(adata, table, min_effect=0.0) -> np.ndarray:
+    """The p-values of the rows of ``table`` by Welch's test on the cells as independent units (the old test)."""
+    act, ct = adata.obsm["lava_activity"], adata.obs["cell_type"].astype(str).to_numpy()
+    cond = adata.obs["condition"].astype(str).to_numpy()
+    out = []
+    for _, r in table.iterrows():
+        values = act[r["module"]].to_numpy()[:, None]
+        side = [values[(ct == r["cell_type"]) & (cond == level)] for level in (r["condition"], r["reference"])]
+        out.append(welch_treat(*side, min_effect)[1][0])
+    return np.asarray(out)
+
+
+def test_cells_as_units_groups_the_size_of_a_locality_are_not_tested(planted):
+    """simulate_planted at default localities: 200 cells per condition and cell type, 200-cell localities.
+
+    Each side is about one locality, so it holds about one independent unit (n_eff < 2) and is not
+    tested. Welch on the cells as independent units called most rows, planted or not (the old result).
+    """
     adata = planted.copy()
+    assert adata.uns["lava"]["params"]["localities"]["n_cells"] == 200
+    lv.tl.differential(adata, replicate=None)
+    table = lv.get.differential(adata)
+    print(table[["module", "cell_type", "n_condition", "n_eff_condition", "n_eff_reference", "effect"]].to_string())
+    assert (table["n_condition"] == 200).all()
+    assert table[["n_eff_condition", "n_eff_reference"]].to_numpy().max() < 2
+    assert table[["n_eff_condition", "n_eff_reference"]].to_numpy().min() >= 1
+    assert table["pvalue"].isna().all() and table["qvalue"].isna().all()
+    assert table["note"].str.contains("allow fewer than 2 independent units").all()
+    old = plain_cell_welch(adata, table)
+    assert (old < 0.05).sum() >= 9  # pseudo-replicated: effects of 0.001 were 'significant'
+
+
+@pytest.fixture(scope="module")
+def planted_small_localities():
+    """LAVA on 6000 simulate_planted cells with 100-cell localities: 600 cells per condition and cell type."""
+    adata = lv.datasets.simulate_planted(n_cells=6000, random_state=0)
+    lv.tl.localities(adata, n_cells=100, random_state=0)
+    lv.tl.modules(adata, random_state=0)
+    return adata
+
+
+def test_cells_as_units_with_the_localities_effective_size(planted_small_localities):
+    """Each side spans about six 100-cell localities: n_eff about 5, the planted changes (shared in T0 and T2,
+    disease_T4 in T4) are exactly the rows with p < 0.05, and TREAT only raises p-values."""
+    adata = planted_small_localities.copy()
     truth = {(best_module(adata, adata.uns["planted"]["shared"]), t) for t in ("T0", "T2")}
     truth.add((best_module(adata, adata.uns["planted"]["disease_T4"]), "T4"))
-    found = {}
+    pvalues = {}
     for min_effect in (0.0, 0.02):
         lv.tl.differential(adata, replicate=None, statistic="activity", min_effect=min_effect)
         table = lv.get.differential(adata)
-        significant = table[table["qvalue"] < 0.05]
-        found[min_effect] = set(zip(significant["module"], significant["cell_type"], strict=True))
+        pvalues[min_effect] = table["pvalue"].to_numpy()
         assert adata.uns["lava"]["params"]["differential"]["min_effect"] == min_effect
-    assert len(found[0.0]) > 3 * len(truth)  # effects of 0.001 pass against 0 ...
-    assert found[0.02] == truth  # ... and only the planted changes pass against |effect| <= 0.02
+    cols = ["module", "cell_type", "n_eff_condition", "n_eff_reference", "effect", "statistic", "pvalue"]
+    print(table.assign(pvalue=pvalues[0.0])[cols].to_string())
+    n_eff = table[["n_eff_condition", "n_eff_reference"]].to_numpy()
+    assert (n_eff > 3.5).all() and (n_eff < 6.5).all()  # ~600 cells / 100-cell localities, not 600
+    planted_rows = np.array([(m, t) in truth for m, t in zip(table["module"], table["cell_type"], strict=True)])
+    assert np.isfinite(pvalues[0.0]).all()
+    assert set(np.flatnonzero(pvalues[0.0] < 0.05)) == set(np.flatnonzero(planted_rows))
+    assert (table.loc[planted_rows, "effect"] > 0.1).all()
+    assert (pvalues[0.02] >= pvalues[0.0] - 1e-12).all()
+    old = plain_cell_welch(adata, table)
+    print(f"plain Welch on cells: {(old[~planted_rows] < 0.05).sum()} of {(~planted_rows).sum()} null rows p < 0.05")
+    assert (old[~planted_rows] < 0.05).sum() >= 8  # the old test: most null rows 'significant'
 
 
 def test_min_effect_zero_is_welch_and_positive_is_treat():
@@ -732,3 +987,13 @@ def test_min_effect_zero_is_welch_and_positive_is_treat():
         assert p1[j] == pytest.approx(stats.t.sf((d - 0.25) / se, df) + stats.t.sf((d + 0.25) / se, df))
     assert (p1 > p0).all()  # a stricter null is harder to reject
     assert np.isnan(welch_treat(np.ones((3, 1)), np.ones((3, 1)), 0.1)[1]).all()  # no variance: not tested
+    # effective sizes: variance from the rows (ddof 0) corrected to n_eff units, se and df on n_eff
+    tn, pn = welch_treat(x, y, 0.25, n_eff=(3.5, 2.5))
+    for j in range(4):
+        vx, vy = x[:, j].var() / 2.5, y[:, j].var() / 1.5  # B / (n_eff - 1) = s^2 / n_eff
+        df = (vx + vy) ** 2 / (vx**2 / 2.5 + vy**2 / 1.5)
+        d, se = x[:, j].mean() - y[:, j].mean(), np.sqrt(vx + vy)
+        assert tn[j] == pytest.approx(d / se)
+        assert pn[j] == pytest.approx(stats.t.sf((abs(d) - 0.25) / se, df) + stats.t.sf((abs(d) + 0.25) / se, df))
+    np.testing.assert_allclose(welch_treat(x, y, n_eff=(12, 9))[1], p0)  # n_eff = rows: plain Welch
+    assert np.isnan(welch_treat(x, y, n_eff=(1.0, 9))[1]).all()  # one unit on a side: no test
