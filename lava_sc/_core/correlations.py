@@ -23,12 +23,26 @@ import numpy as np
 import scipy.sparse as sp
 
 from .blas import blas_threads, one_blas_thread, syrk_upper
-from .scan import N_BINS, scan_levels, significant_pairs, strongest_partners
+from .dense import remove_dense
+from .scan import (
+    LEVELS_SD,
+    N_BINS,
+    pooled_candidates,
+    pooled_thresholds,
+    scan_levels,
+    significant_pairs,
+    strongest_partners,
+)
 
 #: detection-fraction edges of the gene classes that define the null strata
 DETECTION_EDGES = (0.25, 0.6)
 #: localities per unit of work handed to a thread
 LOCALITIES_PER_CHUNK = 8
+#: pooled thresholds are searched from this many null standard deviations (1 / sqrt(n)) up
+POOL_START_SD = 3.0
+assert POOL_START_SD in LEVELS_SD
+#: pair strata: detection class of each gene (the strata are pairs of classes)
+N_STRATA = (len(DETECTION_EDGES) + 1) ** 2
 
 
 @dataclass
@@ -40,6 +54,22 @@ class LocalitySketch:
     r: np.ndarray
     n_tests: int
     n_null_exceed: int
+    n_dense: int = 0
+
+
+@dataclass
+class LocalityCandidates:
+    """One locality's share of a pooled test (see :func:`pool_localities`): the observed pairs at or
+    above the pooled start level with their strata, and the null statistics' codes."""
+
+    gene_a: np.ndarray
+    gene_b: np.ndarray
+    r: np.ndarray
+    stratum: np.ndarray
+    null_codes: np.ndarray
+    start_bin: int
+    n_tests: int
+    n_dense: int = 0
 
 
 def standardise(values: np.ndarray, covariates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -205,7 +235,7 @@ def locality_sketch(
     )
     block = np.asfortranarray(values, dtype=np.float32)
     det_frac = np.asarray(detected, dtype=bool).mean(axis=0) if len(block) else np.zeros(block.shape[1])
-    return sketch_block(block, options, rng=rng, det_frac=det_frac, covariates=covariates)
+    return pool_localities([sketch_block(block, options, rng=rng, det_frac=det_frac, covariates=covariates)], options)[0]
 
 
 class Workspace:
@@ -271,18 +301,67 @@ def sketch_block(
         empty = np.zeros(0, dtype=np.int32)
         return LocalitySketch(empty, empty.copy(), np.zeros(0, dtype=np.float32), n_tests, 0)
     z, z_null = ws.get("z", (n, gt)), ws.get("z_null", (n, gt))
-    _write_tested(block, mean, inv_norm, order, np.concatenate([perm, perm]), z, z_null)
+    pi2 = np.concatenate([perm, perm])
+    _write_tested(block, mean, inv_norm, order, pi2, z, z_null)
+    n_dense = remove_dense(z, z_null, pi2, rng) if options.remove_dense else 0
     c_obs, c_null = ws.get("c_obs", (gt, gt)), ws.get("c_null", (gt, gt))
     syrk_upper(z, c_obs)
     syrk_upper(z_null, c_null)
     level_bins, levels = scan_levels(n, int(round(options.min_abs_r * N_BINS)))
+    if options.pooled:
+        start = int(np.searchsorted(level_bins, np.ceil(POOL_START_SD * N_BINS / np.sqrt(n)), side="left"))
+        start = min(start, len(level_bins) - 1)
+        ia, ib, r, stratum, null_codes, start_bin = pooled_candidates(
+            c_obs, c_null, z_null, bounds, order, levels, level_bins, start, options.two_sided
+        )
+        return LocalityCandidates(ia, ib, r, stratum, null_codes, int(start_bin), int(n_tests), n_dense)
     ia, ib, r, null_at = significant_pairs(
         c_obs, c_null, z_null, bounds, order, levels, level_bins, options.fdr, options.two_sided
     )
+    return finish_sketch(ia, ib, r, int(n_tests), null_at, options, n_dense)
+
+
+def finish_sketch(ia, ib, r, n_tests: int, null_at: int, options: SketchOptions, n_dense: int = 0) -> LocalitySketch:
+    """A locality's significant pairs after the partner filter (``max_partners``)."""
     if options.max_partners is not None and len(r):
         keep = strongest_partners(ia, ib, r, options.max_partners)
         ia, ib, r = ia[keep], ib[keep], r[keep]
-    return LocalitySketch(ia, ib, r, int(n_tests), null_at)
+    return LocalitySketch(ia, ib, r, int(n_tests), int(null_at), n_dense)
+
+
+def pool_localities(per_locality: list, options: SketchOptions) -> list[LocalitySketch]:
+    """Significant pairs of every locality under thresholds pooled over all localities.
+
+    With ``options.pooled`` each locality returns :class:`LocalityCandidates`; the knockoff+
+    threshold of each pair stratum is then set over the histograms of every locality together
+    (:func:`~lava_sc._core.scan.pooled_thresholds`), so the false discovery rate is controlled over
+    all (locality, pair) discoveries. Sketches (already final) pass through unchanged.
+    """
+    cands = [c for c in per_locality if isinstance(c, LocalityCandidates)]
+    if not cands:
+        return per_locality
+    start_bin = max(c.start_bin for c in cands)
+    obs_codes = np.concatenate([_codes(c.r, c.stratum, options.two_sided) for c in cands])
+    null_codes = np.concatenate([c.null_codes for c in cands])
+    keep_obs = obs_codes % N_BINS >= start_bin
+    keep_null = null_codes % N_BINS >= start_bin
+    first, _ = pooled_thresholds(obs_codes[keep_obs], null_codes[keep_null], N_STRATA, options.fdr, start_bin)
+    out = []
+    for c in per_locality:
+        if not isinstance(c, LocalityCandidates):
+            out.append(c)
+            continue
+        code = _codes(c.r, c.stratum, options.two_sided)
+        keep = code % N_BINS >= first[c.stratum]
+        null_at = int(np.sum(c.null_codes % N_BINS >= first[c.null_codes // N_BINS]))
+        out.append(finish_sketch(c.gene_a[keep], c.gene_b[keep], c.r[keep], c.n_tests, null_at, options, c.n_dense))
+    return out
+
+
+def _codes(r: np.ndarray, stratum: np.ndarray, two_sided: bool) -> np.ndarray:
+    stat = np.abs(r) if two_sided else r
+    bins = np.minimum((stat.astype(np.float64) * N_BINS).astype(np.int64), N_BINS - 1)
+    return stratum.astype(np.int64) * N_BINS + bins
 
 
 @dataclass(frozen=True)
@@ -294,6 +373,8 @@ class SketchOptions:
     min_abs_r: float = 0.1
     two_sided: bool = False
     max_partners: int | None = 10
+    remove_dense: bool = True
+    pooled: bool = True
 
 
 def gene_matrix(values, gene_idx: np.ndarray):
@@ -451,4 +532,4 @@ def sketch_localities(
             if jobs > 1:
                 pool.shutdown(wait=True, cancel_futures=True)
             release_thread_workspace()
-    return out
+    return pool_localities(out, options)

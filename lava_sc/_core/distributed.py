@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .correlations import LocalitySketch, SketchOptions, as_sketch_matrix, locality_cells, sketch_one
+from .correlations import LocalitySketch, SketchOptions, as_sketch_matrix, locality_cells, pool_localities, sketch_one
 
 #: localities sketched by one dask task in ``tl.correlations``
 LOCALITIES_PER_TASK = 64
@@ -220,4 +220,4 @@ def sketch_localities_dask(
                 for _ in range(size_of[done.key]):
                     progress()
         results = client.gather(futures)
-    return [sketch for task in results for sketch in task]
+    return pool_localities([sketch for task in results for sketch in task], options)

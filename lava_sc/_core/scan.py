@@ -184,8 +184,11 @@ def _starts(obs, null, fdr):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, fdr):
+def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, fdr, forced_start=-1):
     """Histograms (from each stratum's start up), observed candidates and start bins of one locality.
+
+    ``forced_start >= 0`` starts every stratum at that level instead of the lowest level not ruled
+    out by this locality's own counts (pooled thresholds are set over all localities).
 
     Returns ``h_obs``, ``h_null`` (strata x bins), the candidates' row, column, value and stratum,
     and the start bin of each stratum (bins below it were not histogrammed and cannot hold the
@@ -196,6 +199,8 @@ def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, 
         c_obs, c_null, z_null, bounds, levels, two_sided
     )
     start = _starts(obs, null, fdr)
+    if forced_start >= 0:
+        start[:] = forced_start
     t_start = levels[start]
     n_cand = 0
     for s in range(len(start)):
@@ -297,6 +302,50 @@ def significant_pairs(c_obs, c_null, z_null, bounds, order, levels, level_bins, 
     first, null_at = _knockoff(h_obs, h_null, fdr, start)
     ia, ib, r = select_pairs(ci, cj, cv, cs, first, order, N_BINS, two_sided)
     return ia, ib, r, null_at
+
+
+@numba.njit(cache=True, nogil=True)
+def pooled_candidates(c_obs, c_null, z_null, bounds, order, levels, level_bins, start_level, two_sided):
+    """One locality's share of a pooled test: every observed pair at or above ``levels[start_level]``
+    (gene indices ``gene_a < gene_b``, r, stratum) and the null statistics' codes
+    ``stratum * N_BINS + bin`` from the same level up. The thresholds are set later over the
+    histograms of all localities (:func:`pooled_thresholds`)."""
+    h_obs, h_null, ci, cj, cv, cs, start = _scan(
+        c_obs, c_null, z_null, bounds, levels, level_bins, N_BINS, two_sided, 1.0, start_level
+    )
+    n_null = h_null.sum()
+    null_codes = np.empty(n_null, dtype=np.int32)
+    k = 0
+    for s in range(h_null.shape[0]):
+        for b in range(h_null.shape[1]):
+            for _ in range(h_null[s, b]):
+                null_codes[k] = s * N_BINS + b
+                k += 1
+    ia = np.empty(len(cv), dtype=np.int32)
+    ib = np.empty(len(cv), dtype=np.int32)
+    key = np.empty(len(cv), dtype=np.int64)
+    width = np.int64(order.max()) + 1 if len(order) else 1
+    for q in range(len(cv)):
+        a, b = order[ci[q]], order[cj[q]]
+        ia[q], ib[q] = min(a, b), max(a, b)
+        key[q] = np.int64(ib[q]) * width + ia[q]
+    sort = np.argsort(key)
+    return ia[sort], ib[sort], cv[sort], cs[sort], null_codes, start[0]
+
+
+def pooled_thresholds(obs_codes: np.ndarray, null_codes: np.ndarray, n_strata: int, fdr: float, start_bin: int):
+    """Knockoff+ thresholds per stratum over the pooled histograms of all localities.
+
+    ``obs_codes`` / ``null_codes`` are ``stratum * N_BINS + bin`` of every observed / null statistic at
+    or above ``start_bin``. The threshold of a stratum is the smallest bin ``t >= start_bin`` with
+    ``(1 + #null >= t) / #observed >= t <= fdr``, counted over every locality: the false discovery
+    rate is controlled over all (locality, pair) discoveries, so a program whose pairs are too few to
+    pass in one locality (fewer than 1 / fdr) is found where it recurs.
+    """
+    size = n_strata * N_BINS
+    h_obs = np.bincount(obs_codes, minlength=size).reshape(n_strata, N_BINS)
+    h_null = np.bincount(null_codes, minlength=size).reshape(n_strata, N_BINS)
+    return knockoff_thresholds(h_obs, h_null, fdr, start_bin)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -48,6 +48,8 @@ def correlations(
     min_detected: float = 0.1,
     min_abs_r: float = 0.1,
     max_partners: int | None = 10,
+    remove_dense: bool = True,
+    fdr_scope: str = "all",
     partial_out: str | list[str] | None = None,
     n_partial_components: int = 5,
     random_state: int = 0,
@@ -143,6 +145,9 @@ def correlations(
     check_localities(adata, key)
     fdr = check_float("fdr", fdr, low=0.0, high=1.0, open_low=True)
     check_choice("alternative", alternative, ("greater", "two-sided"))
+    check_choice("fdr_scope", fdr_scope, ("all", "locality"))
+    if not isinstance(remove_dense, bool | np.bool_):
+        raise TypeError(f"`remove_dense` must be True or False, got {type(remove_dense).__name__}; pass remove_dense=True.")
     min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
     min_abs_r = check_float("min_abs_r", min_abs_r, low=0.0, high=1.0)
     if max_partners is not None:
@@ -176,6 +181,8 @@ def correlations(
         min_abs_r=min_abs_r,
         two_sided=alternative == "two-sided",
         max_partners=max_partners,
+        remove_dense=bool(remove_dense),
+        pooled=fdr_scope == "all",
     )
     kept = shrunk_localities(adata, key, membership)
     with progress(len(kept), "locality correlations") as bar:
@@ -220,6 +227,7 @@ def correlations(
             "n_tests": n_tests,
             "n_discoveries": n_found,
             "n_null_exceedances": np.array([s.n_null_exceed for s in per_locality], dtype=np.int64),
+            "n_dense_removed": np.array([s.n_dense for s in per_locality], dtype=np.int64),
         },
     )
     for stale in ("modules", "module_genes", "locality_activity"):
@@ -237,6 +245,8 @@ def correlations(
             min_detected=min_detected,
             min_abs_r=min_abs_r,
             max_partners=max_partners,
+            remove_dense=bool(remove_dense),
+            fdr_scope=fdr_scope,
             partial_out=partial_out,
             n_partial_components=n_partial_components,
             random_state=random_state,

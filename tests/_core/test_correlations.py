@@ -200,9 +200,12 @@ def assert_same_sketches(first, second):
 
 def test_sketches_do_not_depend_on_the_scan_levels(monkeypatch):
     """The first pass only skips work: with no levels above min_abs_r (a full histogram) the sketches
-    are identical."""
+    are identical (per-locality thresholds: pooled ones start at a fixed level by design)."""
     x, membership = planted_localities(np.random.default_rng(7), 300, 150, 25, 0.6, n_loc=8, loc_size=120)
-    for options in (SketchOptions(), SketchOptions(two_sided=True, max_partners=None, min_abs_r=0.0)):
+    for options in (
+        SketchOptions(pooled=False),
+        SketchOptions(two_sided=True, max_partners=None, min_abs_r=0.0, pooled=False),
+    ):
         fast = sketch_localities(x, membership, options, random_state=1)
         scan_levels.cache_clear()
         with monkeypatch.context() as m:

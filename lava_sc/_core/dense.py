@@ -1,0 +1,132 @@
+"""Remove a locality's dense low-rank structure before its gene pairs are tested.
+
+Real tissue has continuous within-type states that move every gene a little (cell cycle, stress,
+metabolic gradients, what a UMAP lays out inside a cell type), and localities that straddle two
+populations see their many marker differences as one shared direction. Either way, inside a
+locality the standardised expression ``Z`` (n cells x p genes, centred, unit-norm columns) has a
+few strong principal components whose gene loadings are spread over hundreds of genes. Each makes
+thousands of weak, significant, recurring pairs, and the module step merges sparse programs into
+modules of state genes. A gene program of tens of genes is sparse: its component loads on few genes.
+
+The split, per locality:
+
+1. **Significant components.** The eigenpairs ``(lambda_k, u_k)`` of ``K = Z Z^T`` above the top
+   eigenvalue of the null's ``K_0 = Z_0 Z_0^T`` (the same genes shuffled across cells: the
+   Marchenko-Pastur edge of this locality's own marginals).
+2. **Program genes set aside.** Gene loadings ``v_k = Z^T u_k / sqrt(lambda_k)``; a gene whose
+   leverage ``sum_k v_kj^2`` exceeds :data:`LEVERAGE_FACTOR` times the mean is concentrated in a
+   few components (a program gene, or a strong marker), and is left out of step 3, so that a program
+   mixed into a state component by a near-tie of eigenvalues does not make it look dense.
+3. **Dense components.** The significant components of the remaining genes whose loadings have
+   participation ratio ``1 / sum_j v_kj^4`` above :data:`DENSE_FRACTION` of those genes and above
+   :data:`MIN_DENSE_GENES` (a component spread evenly over m genes has ratio m; a 20-gene program
+   about 20).
+4. **Removal.** Every gene (program genes too) is projected off the dense components' cell
+   scores ``U_d`` and rescaled: ``Z <- (I - U_d U_d^T) Z``. Programs independent of the state keep
+   their correlation; the state's and the straddle's pairs are gone.
+
+The null is built from the residualised ``Z`` (a permutation per locality, as before) and projected
+off ``U_d`` too, so observed and null columns live in the same (n - 1 - d)-dimensional space and
+the null keeps the observed statistics' spread (``1 / sqrt(n - 1 - d)``, not ``1 / sqrt(n)``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: a gene whose leverage in the significant components exceeds this many times the mean is set aside
+LEVERAGE_FACTOR = 4.0
+#: a component is dense when its participation ratio exceeds this fraction of the genes ...
+DENSE_FRACTION = 0.1
+#: ... and this many genes (a program of tens of genes is never dense, however few genes are tested)
+MIN_DENSE_GENES = 50
+#: at most this many components are examined (and removed) per locality
+MAX_COMPONENTS = 10
+#: subspace iterations of the eigen-solver (components above the edge converge in a few)
+N_ITERATIONS = 8
+
+
+def top_eigenpairs(k: np.ndarray, n_components: int, rng: np.random.Generator, n_iter: int = N_ITERATIONS):
+    """The ``n_components`` largest eigenpairs of the symmetric PSD ``k`` by block subspace iteration.
+
+    Returns eigenvalues (descending, float64) and orthonormal eigenvectors (columns). Exact for
+    components well separated from the rest; used only for components above the null edge.
+    """
+    n = k.shape[0]
+    b = min(n, n_components + 5)
+    q = rng.standard_normal((n, b))
+    for _ in range(n_iter):
+        q, _ = np.linalg.qr(k @ q)
+    vals, vecs = np.linalg.eigh(q.T @ k @ q)
+    order = np.argsort(vals)[::-1][:n_components]
+    return vals[order], q @ vecs[:, order]
+
+
+def dense_components(z: np.ndarray, z_null: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cell scores (n x d, orthonormal) of the locality's dense significant components (d may be 0).
+
+    ``z`` and ``z_null`` are the standardised observed and null matrices (n x p, float32).
+    """
+    n, p = z.shape
+    empty = np.zeros((n, 0))
+    if n < 4 or p <= MIN_DENSE_GENES:
+        return empty
+    n_comp = min(MAX_COMPONENTS, n - 2)
+    gram = (z @ z.T).astype(np.float64)
+    edge = top_eigenpairs((z_null @ z_null.T).astype(np.float64), 1, rng)[0][0]
+    vals, vecs = top_eigenpairs(gram, n_comp, rng)
+    significant = vals > edge
+    if not significant.any():
+        return empty
+    loadings = (z.T @ vecs[:, significant].astype(np.float32)) / np.sqrt(vals[significant]).astype(np.float32)
+    leverage = (loadings.astype(np.float64) ** 2).sum(axis=1)
+    aside = leverage > LEVERAGE_FACTOR * leverage.mean()
+    kept = ~aside
+    if aside.any():
+        z_aside = z[:, aside]
+        gram -= (z_aside @ z_aside.T).astype(np.float64)
+        vals, vecs = top_eigenpairs(gram, n_comp, rng)
+    # the null edge scales with the number of genes it is taken over
+    significant = vals > edge * kept.mean()
+    if not significant.any():
+        return empty
+    vecs, vals = vecs[:, significant], vals[significant]
+    loadings = (z[:, kept].T @ vecs.astype(np.float32)).astype(np.float64) / np.sqrt(vals)
+    participation = 1.0 / np.maximum((loadings**4).sum(axis=0), 1e-300)
+    dense = participation > max(DENSE_FRACTION * kept.sum(), MIN_DENSE_GENES)
+    return vecs[:, dense]
+
+
+def _project_out(z: np.ndarray, u: np.ndarray) -> None:
+    """In place: ``z <- (I - u u^T) z``, then each column rescaled to unit norm (zero if it vanishes)."""
+    np.subtract(z, u @ (u.T @ z), out=z)
+    norm = np.sqrt(np.einsum("ij,ij->j", z, z, dtype=np.float64))
+    scale = np.where(norm > 1e-6, 1.0 / np.maximum(norm, 1e-30), 0.0).astype(np.float32)
+    np.multiply(z, scale, out=z)
+
+
+@numba.njit(cache=True, nogil=True)
+def _permute_columns(z, pi2, z_null):
+    """``z_null[:, k] = z[pi2[r + k mod n], k]``: the locality's permutation null (as in the scan)."""
+    n = z.shape[0]
+    for k in range(z.shape[1]):
+        shift = k % n
+        for r in range(n):
+            z_null[r, k] = z[pi2[r + shift], k]
+
+
+def remove_dense(z: np.ndarray, z_null: np.ndarray, pi2: np.ndarray, rng: np.random.Generator) -> int:
+    """Project the dense components out of ``z`` and rebuild ``z_null`` from it, in place.
+
+    ``pi2`` is the locality's permutation repeated twice (see ``_write_tested``). Returns the number
+    of components removed.
+    """
+    u = dense_components(z, z_null, rng)
+    if u.shape[1] == 0:
+        return 0
+    u = np.asarray(u, dtype=np.float32)
+    _project_out(z, u)
+    _permute_columns(z, pi2, z_null)
+    _project_out(z_null, u)
+    return int(u.shape[1])
