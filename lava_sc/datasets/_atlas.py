@@ -136,9 +136,10 @@ def simulate_atlas(
     -------
     :class:`~anndata.AnnData` with log-normalised float32 CSR ``X``, ``layers["counts"]``, ``obs``
     (``cell_type``, ``condition``, ``donor``, ``depth``, ``axis`` (``D``'s gradient position, 0
-    elsewhere), and ``active_<program>`` booleans), ``var`` (``planted_module``, ``highly_variable``
-    and scanpy's HVG columns), ``obsm["X_pca"]``, ``obsm["X_umap"]``, ``uns["planted"]`` (program ->
-    genes) and ``uns["simulation"]`` (the parameters).
+    elsewhere), and ``active_<program>`` booleans), ``var`` (``planted_module``: program name, or
+    ``"none"`` for markers and background genes; ``highly_variable`` and scanpy's HVG columns),
+    ``obsm["X_pca"]``, ``obsm["X_umap"]``, ``uns["planted"]`` (program -> genes) and
+    ``uns["simulation"]`` (the parameters).
     """
     n_cells = _check_int("n_cells", n_cells, _MIN_CELLS, "6000")
     n_fixed = sum(p["size"] for p in PROGRAMS.values()) + _marker_count()
@@ -162,10 +163,11 @@ def simulate_atlas(
         log_mean[:, cols] += _program_term(rng, spec, active[name], axis, program_strength * strength[:, p], len(cols))
     counts, x, depth, totals = _counts(rng, log_mean)
 
+    planted_col = [o.split(":")[1] if o.startswith("program:") else "none" for o in owner]  # markers: "none"
     adata = anndata.AnnData(
         X=x,
         obs=_obs(type_idx, cond_idx, donor_idx, n_donors, depth, totals, axis, active),
-        var=pd.DataFrame({"planted_module": [o.split(":")[1] if ":" in o else "none" for o in owner]}, index=names),
+        var=pd.DataFrame({"planted_module": planted_col}, index=names),
     )
     adata.layers["counts"] = counts
     adata.uns["planted"] = {p: np.asarray(names[owner == f"program:{p}"], dtype=str) for p in PROGRAMS}
@@ -235,7 +237,9 @@ def _base_log_means(rng, n_genes, owner, type_idx, donor_idx, n_donor_total) -> 
     """Gene means, type profiles and markers (touching types share their neighbour's profile), donor offsets."""
     n_types = len(CELL_TYPES)
     mu = rng.uniform(*_LOG_MEAN_RANGE, n_genes)
-    profile = rng.normal(0.0, _TYPE_PROFILE_SD, (n_types, n_genes)) * (rng.random((n_types, n_genes)) < _TYPE_PROFILE_FRACTION)
+    profile = rng.normal(0.0, _TYPE_PROFILE_SD, (n_types, n_genes)) * (
+        rng.random((n_types, n_genes)) < _TYPE_PROFILE_FRACTION
+    )
     for t, neighbour in _TOUCHING.items():
         profile[CELL_TYPES.index(t)] = profile[CELL_TYPES.index(neighbour)]
     for k, t in enumerate(CELL_TYPES):
