@@ -10,9 +10,10 @@ modules of state genes. A gene program of tens of genes is sparse: its component
 
 The split, per locality:
 
-1. **Significant components.** The eigenpairs ``(lambda_k, u_k)`` of ``K = Z Z^T`` above the top
-   eigenvalue of the null's ``K_0 = Z_0 Z_0^T`` (the same genes shuffled across cells: the
-   Marchenko-Pastur edge of this locality's own marginals).
+1. **Significant components.** The eigenpairs ``(lambda_k, u_k)`` of ``K = Z Z^T`` above 1.1 times
+   the top eigenvalue of the null's ``K_0 = Z_0 Z_0^T`` (the same genes shuffled across cells: the
+   Marchenko-Pastur edge of this locality's own marginals; the margin keeps the bulk's fluctuations
+   out).
 2. **Program genes set aside.** Gene loadings ``v_k = Z^T u_k / sqrt(lambda_k)``; a gene whose
    leverage ``sum_k v_kj^2`` exceeds :data:`LEVERAGE_FACTOR` times the mean is concentrated in a
    few components (a program gene, or a strong marker), and is left out of step 3, so that a program
@@ -21,8 +22,9 @@ The split, per locality:
    participation ratio ``1 / sum_j v_kj^4`` above :data:`DENSE_FRACTION` of those genes and above
    :data:`MIN_DENSE_GENES` (a component spread evenly over m genes has ratio m; a 20-gene program
    about 20).
-4. **Removal.** Every gene (program genes too) is projected off the dense components' cell
-   scores ``U_d`` and rescaled: ``Z <- (I - U_d U_d^T) Z``. Programs independent of the state keep
+4. **Removal.** The cell scores of the sparse significant components of step 1 are projected out of
+   the dense ones (``U_d``, re-orthonormalised), so no programme direction is removed, and every gene
+   (program genes too) is projected off ``U_d`` and rescaled: ``Z <- (I - U_d U_d^T) Z``. Programs independent of the state keep
    their correlation; the state's and the straddle's pairs are gone.
 
 The null is built from the residualised ``Z`` (a permutation per locality, as before) and projected
@@ -43,6 +45,8 @@ DENSE_FRACTION = 0.1
 MIN_DENSE_GENES = 50
 #: at most this many components are examined (and removed) per locality
 MAX_COMPONENTS = 10
+#: a component is significant when its eigenvalue exceeds the null's top eigenvalue by this factor
+EDGE_MARGIN = 1.1
 #: subspace iterations of the eigen-solver (components above the edge converge in a few)
 N_ITERATIONS = 8
 
@@ -66,7 +70,9 @@ def top_eigenpairs(k: np.ndarray, n_components: int, rng: np.random.Generator, n
 def dense_components(z: np.ndarray, z_null: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Cell scores (n x d, orthonormal) of the locality's dense significant components (d may be 0).
 
-    ``z`` and ``z_null`` are the standardised observed and null matrices (n x p, float32).
+    ``z`` and ``z_null`` are the standardised observed and null matrices (n x p, float32). The cell
+    scores of the *sparse* significant components of all genes (programmes) are projected out of the
+    dense ones before they are returned, so that removing the dense part never removes a programme.
     """
     n, p = z.shape
     empty = np.zeros((n, 0))
@@ -74,28 +80,45 @@ def dense_components(z: np.ndarray, z_null: np.ndarray, rng: np.random.Generator
         return empty
     n_comp = min(MAX_COMPONENTS, n - 2)
     gram = (z @ z.T).astype(np.float64)
-    edge = top_eigenpairs((z_null @ z_null.T).astype(np.float64), 1, rng)[0][0]
+    edge = EDGE_MARGIN * top_eigenpairs((z_null @ z_null.T).astype(np.float64), 1, rng)[0][0]
     vals, vecs = top_eigenpairs(gram, n_comp, rng)
     significant = vals > edge
     if not significant.any():
         return empty
-    loadings = (z.T @ vecs[:, significant].astype(np.float32)) / np.sqrt(vals[significant]).astype(np.float32)
-    leverage = (loadings.astype(np.float64) ** 2).sum(axis=1)
-    aside = leverage > LEVERAGE_FACTOR * leverage.mean()
-    kept = ~aside
-    if aside.any():
-        z_aside = z[:, aside]
+    vals, vecs = vals[significant], vecs[:, significant]
+    loadings = _loadings(z, vecs, vals)
+    sparse = vecs[:, participation(loadings) <= dense_limit(p)]
+    leverage = (loadings**2).sum(axis=1)
+    kept = leverage <= LEVERAGE_FACTOR * leverage.mean()
+    if not kept.all():
+        z_aside = z[:, ~kept]
         gram -= (z_aside @ z_aside.T).astype(np.float64)
         vals, vecs = top_eigenpairs(gram, n_comp, rng)
-    # the null edge scales with the number of genes it is taken over
-    significant = vals > edge * kept.mean()
-    if not significant.any():
+        significant = vals > edge * kept.mean()  # the null edge scales with the number of genes
+        vals, vecs = vals[significant], vecs[:, significant]
+    if not len(vals):
         return empty
-    vecs, vals = vecs[:, significant], vals[significant]
-    loadings = (z[:, kept].T @ vecs.astype(np.float32)).astype(np.float64) / np.sqrt(vals)
-    participation = 1.0 / np.maximum((loadings**4).sum(axis=0), 1e-300)
-    dense = participation > max(DENSE_FRACTION * kept.sum(), MIN_DENSE_GENES)
-    return vecs[:, dense]
+    dense = vecs[:, participation(_loadings(z[:, kept], vecs, vals)) > dense_limit(int(kept.sum()))]
+    if sparse.shape[1] and dense.shape[1]:
+        dense = dense - sparse @ (sparse.T @ dense)
+        norms = np.linalg.norm(dense, axis=0)
+        dense = np.linalg.qr(dense[:, norms > 0.5])[0] if (norms > 0.5).any() else empty
+    return dense
+
+
+def _loadings(z: np.ndarray, vecs: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Unit-norm gene loadings ``Z^T u_k / sqrt(lambda_k)`` (genes x components, float64)."""
+    return (z.T @ vecs.astype(np.float32)).astype(np.float64) / np.sqrt(vals)
+
+
+def participation(loadings: np.ndarray) -> np.ndarray:
+    """Participation ratio ``1 / sum_j v_jk^4`` of each unit-norm column: about m for m equal loadings."""
+    return 1.0 / np.maximum((loadings**4).sum(axis=0), 1e-300)
+
+
+def dense_limit(n_genes: int) -> float:
+    """Participation ratio above which a component over ``n_genes`` genes is dense."""
+    return max(DENSE_FRACTION * n_genes, MIN_DENSE_GENES)
 
 
 def _project_out(z: np.ndarray, u: np.ndarray) -> None:

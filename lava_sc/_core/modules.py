@@ -103,11 +103,67 @@ def nmf_pair_modules(
     return labels.astype(np.int64), w
 
 
-def merge_overlapping(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, min_overlap: float) -> np.ndarray:
+def module_size(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, label: int) -> int:
+    """Number of distinct genes in the pairs labelled ``label``."""
+    sel = labels == label
+    return len(np.union1d(gene_a[sel], gene_b[sel]))
+
+
+def split_large(
+    labels: np.ndarray,
+    sketch: sp.csr_matrix,
+    gene_a: np.ndarray,
+    gene_b: np.ndarray,
+    *,
+    max_genes: int,
+    resolution: float,
+    n_neighbors: int = 15,
+    random_state: int = 0,
+    max_rounds: int = 8,
+) -> np.ndarray:
+    """Split every module with more than ``max_genes`` genes by Leiden on its own pairs.
+
+    A module's pairs are re-partitioned on their own pair graph, first at the resolution that made
+    the module (alone, its pairs form a smaller graph whose null model differs), then at 1.5 times
+    that, and so on (at most ``max_rounds`` times) while Leiden keeps them in one community; each
+    part larger than ``max_genes`` is split the same way, from the resolution that split its parent. Where correlation is
+    dense (images: every inked pixel with many others, or a large program) this turns one sprawling
+    community into its tightest parts; modules within the limit are untouched, so module size is
+    monotone in ``max_genes``.
+    """
+    out = labels.copy()
+    next_label = int(out.max(initial=-1)) + 1
+    queue = [(int(lab), resolution) for lab in np.unique(out[out >= 0])]
+    while queue:
+        lab, res = queue.pop()
+        if module_size(out, gene_a, gene_b, lab) <= max_genes:
+            continue
+        sel = np.flatnonzero(out == lab)
+        for round_ in range(max_rounds):
+            res *= 1.0 if round_ == 0 else 1.5
+            parts = leiden_pair_modules(
+                sketch[:, sel], gene_a[sel], gene_b[sel], resolution=res, n_neighbors=n_neighbors, random_state=random_state
+            )
+            if len(np.unique(parts[parts >= 0])) > 1:
+                break
+        else:
+            continue  # cannot be split: kept whole
+        out[sel[parts < 0]] = -1
+        for part in np.unique(parts[parts >= 0]):
+            out[sel[parts == part]] = next_label
+            queue.append((next_label, res))
+            next_label += 1
+    return out
+
+
+def merge_overlapping(
+    labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, min_overlap: float, max_genes: int | None = None
+) -> np.ndarray:
     """Merge modules whose gene sets overlap by at least ``min_overlap`` of the smaller set.
 
     Such modules are one gene program found in separate places (NMF and Leiden can split a program
-    by region); LAVA reports it once, active wherever it recurs. Merging is transitive.
+    by region); LAVA reports it once, active wherever it recurs. Merging is transitive; a merge
+    whose union would exceed ``max_genes`` genes is not made.
     """
     labs = np.unique(labels[labels >= 0])
     genes = {lab: np.union1d(gene_a[labels == lab], gene_b[labels == lab]) for lab in labs}
@@ -118,11 +174,19 @@ def merge_overlapping(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray
             lab = parent[lab]
         return lab
 
+    union = {lab: genes[lab] for lab in labs}  # gene set of each root's merged module
     for i, a in enumerate(labs):
         for b in labs[i + 1 :]:
             shared = len(np.intersect1d(genes[a], genes[b], assume_unique=True))
             if shared >= min_overlap * min(len(genes[a]), len(genes[b])):
-                parent[root(b)] = root(a)
+                ra, rb = root(a), root(b)
+                if ra == rb:
+                    continue
+                merged = np.union1d(union[ra], union[rb])
+                if max_genes is not None and len(merged) > max_genes:
+                    continue
+                parent[rb] = ra
+                union[ra] = merged
     out = labels.copy()
     for lab in labs:
         out[labels == lab] = root(lab)

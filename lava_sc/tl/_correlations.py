@@ -230,7 +230,7 @@ def correlations(
             "n_dense_removed": np.array([s.n_dense for s in per_locality], dtype=np.int64),
         },
     )
-    for stale in ("modules", "module_genes", "locality_activity"):
+    for stale in ("modules", "module_genes", "locality_activity", "module_stats", "locality_composition"):
         adata.uns[key].pop(stale, None)
     adata.obsm.pop(keys.obsm_activity, None)
     store_params(

@@ -16,6 +16,7 @@ from .._core.modules import (
     merge_overlapping,
     nmf_pair_modules,
     order_modules,
+    split_large,
 )
 from .._core.score import module_set_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
@@ -31,8 +32,17 @@ from .._validate import (
     expression,
     require,
 )
+from ..get._composition import composition_entry, composition_table
 from ._correlations import correlations, covariate_matrix
 from ._localities import localities
+from ._populations import (
+    between_population_modules,
+    group_codes,
+    group_indicators,
+    log_groupby,
+    module_stats,
+    resolve_groupby,
+)
 
 
 def modules(
@@ -44,8 +54,11 @@ def modules(
     rank: int = 10,
     min_support: int | str = "auto",
     min_genes: int = 4,
+    max_genes: int | None = 50,
     merge_overlap: float = 0.8,
     n_neighbors: int = 15,
+    groupby: str | None = "auto",
+    between_populations: str = "drop",
     basis: str = "X_umap",
     layer: str | None = None,
     random_state: int = 0,
@@ -79,12 +92,33 @@ def modules(
     min_genes
         Smallest module, in genes. A module keeps only genes that take part in at least two of its
         pairs (its 2-core): a gene attached by a single association is more likely a stray.
+    max_genes
+        Granularity: the largest module, in genes. A community of the pair graph with more genes is
+        split by Leiden on its own pairs at doubled resolution until every part fits (modules within
+        the limit are untouched, so module size only grows with ``max_genes``). Where correlation is
+        dense (image pixels, a large programme) this reports its tightest parts; a programme larger
+        than ``max_genes`` comes out as several modules active in the same places. ``None``: no limit
+        (``resolution`` alone sets the granularity).
     merge_overlap
         Modules whose gene sets overlap by at least this fraction of the smaller set are merged:
         they are one program found in separate regions. ``1.0`` merges only nested modules; values
         above 1 disable merging.
     n_neighbors
         Strongest neighbours kept per pair in the Leiden pair graph.
+    groupby
+        Column of ``adata.obs`` with the populations (cell types or clusters). ``"auto"`` (default) takes
+        the first categorical column named like ``cell_type``, ``bulk_labels``, ``leiden``, ``louvain``
+        or ``clusters`` (logged); ``None`` skips the check. Each locality's composition is stored, and
+        each module's activity is recomputed with the population indicators partialled out inside every
+        locality. A locality of one population is unchanged by this; where a locality straddles two
+        populations, pairs that correlate only through the populations' different means lose their
+        correlation. ``within_group_ratio`` (activity kept / activity before, over the localities where
+        the module is active) below 0.5 marks a module that is a between-population mean difference,
+        not a programme that varies within a population. Differences between conditions *within* a
+        population (disease cells beside healthy ones) are kept: only ``groupby`` is partialled out.
+    between_populations
+        What to do with the modules that are mostly a between-population difference: ``"drop"``
+        (default; logged with their genes) or ``"keep"`` (reported, flagged in ``uns[key]["module_stats"]``).
     basis, layer
         Used only when localities or correlations must be computed first.
     random_state
@@ -98,7 +132,12 @@ def modules(
     ``uns[key]["module_genes"]`` (``module, gene, score``), ``uns[key]["locality_activity"]``
     (localities x modules: weighted mean correlation of the module's pairs in each locality) and
     ``obsm[f"{key}_activity"]`` (cells x modules: mean over the localities containing the cell; cells
-    in no locality take the nearest probe's value).
+    in no locality take the nearest probe's value), ``uns[key]["module_stats"]`` (one row per module:
+    ``module``, ``n_genes``, ``within_group_ratio``, ``mixed_share`` (share of its positive locality
+    activity in localities where no ``groupby`` group holds 80% of the cells), ``top_group`` (highest
+    mean cell activity), ``top_group_share``, ``mixed`` (``mixed_share >= 0.5``); NaN without
+    ``groupby``) and, with ``groupby``, ``uns[key]["locality_composition"]`` (read it with
+    :func:`lava_sc.get.locality_composition`).
     """
     check_adata(adata)
     key = check_key(key)
@@ -108,9 +147,14 @@ def modules(
     if not (isinstance(min_support, str) and min_support == "auto"):
         min_support = check_int("min_support", min_support, low=1)
     min_genes = check_int("min_genes", min_genes, low=2)
+    if max_genes is not None:
+        max_genes = check_int("max_genes", max_genes, low=min_genes)
     merge_overlap = check_float("merge_overlap", merge_overlap, low=0.0, open_low=True)
     n_neighbors = check_int("n_neighbors", n_neighbors, low=1)
     random_state = check_int("random_state", random_state, low=0)
+    check_choice("between_populations", between_populations, ("drop", "keep"))
+    requested_groupby = groupby
+    groupby = resolve_groupby(adata, groupby)
     adata = adata.copy() if copy else adata
     with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
         keys = Keys(key)
@@ -147,22 +191,58 @@ def modules(
                 )
             else:
                 sub_labels, _ = nmf_pair_modules(sub, rank=rank, random_state=random_state)
+            if max_genes is not None:
+                sub_labels = split_large(
+                    sub_labels,
+                    sub,
+                    ga[recurring],
+                    gb[recurring],
+                    max_genes=max_genes,
+                    resolution=resolution,
+                    n_neighbors=n_neighbors,
+                    random_state=random_state,
+                )
             labels[recurring] = sub_labels
         labels = prune_to_core_genes(labels, ga, gb)
-        labels = merge_overlapping(labels, ga, gb, merge_overlap)
+        labels = merge_overlapping(labels, ga, gb, merge_overlap, max_genes)
         labels = order_modules(labels, ga, gb, min_genes)
         names = module_names(int(labels.max(initial=-1)) + 1)
 
         table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
         loc_act = locality_activity(adata, key, table, gene_index, names)
-        cell_act = cell_activity(adata.obsm[keys.obsm_localities], loc_act, nearest_probe(adata, key))
+        nearest = nearest_probe(adata, key)
+        cell_act = cell_activity(adata.obsm[keys.obsm_localities], loc_act, nearest)
+        log_groupby(groupby, requested_groupby)
+        stats, composition, dropped = population_check(adata, key, groupby, table, gene_index, names, loc_act, cell_act)
+        if dropped and between_populations == "drop":
+            logg.warning(
+                f"dropped {len(dropped)} module(s) that are mostly a difference between the means of the "
+                f"{groupby!r} groups in straddling localities: "
+                + "; ".join(f"{m} ({', '.join(gene_table.loc[gene_table.module == m, 'gene'][:4])})" for m in dropped)
+                + " (between_populations='keep' reports them)"
+            )
+            keep = [i for i, m in enumerate(names) if m not in dropped]
+            old_names = names
+            labels = np.where(np.isin(labels, [i for i, m in enumerate(old_names) if m in dropped]), -1, labels)
+            labels = order_modules(labels, ga, gb, min_genes)
+            names = module_names(len(keep))
+            table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
+            loc_act, cell_act = loc_act[:, keep], cell_act[:, keep]
+            stats = stats.iloc[keep].reset_index(drop=True)
+            stats["module"] = names
+        stats.insert(1, "n_genes", gene_table.groupby("module", observed=False).size().reindex(names).to_numpy())
         store(
             adata,
             key,
             modules=table,
             module_genes=gene_table,
             locality_activity=pd.DataFrame(loc_act, index=locality_names(len(loc_act)), columns=names),
+            module_stats=stats,
         )
+        if composition is not None:
+            store(adata, key, locality_composition=composition)
+        else:
+            adata.uns[key].pop("locality_composition", None)
         adata.obsm[keys.obsm_activity] = pd.DataFrame(cell_act, index=adata.obs_names.copy(), columns=names)
         store_params(
             adata,
@@ -175,8 +255,12 @@ def modules(
                 min_support=min_support,
                 min_support_used=int(min_support_used),
                 min_genes=min_genes,
+                max_genes=max_genes,
                 merge_overlap=merge_overlap,
                 n_neighbors=n_neighbors,
+                groupby=groupby,
+                between_populations=between_populations,
+                n_between_population=len(dropped),
                 random_state=random_state,
             ),
         )
@@ -184,11 +268,25 @@ def modules(
             f"{len(names)} modules from {len(recurring)} pairs found in >= {min_support_used} localities",
             start,
             [
-                f"'{key}': 'modules', 'module_genes', 'locality_activity' (adata.uns)",
+                f"'{key}': 'modules', 'module_genes', 'locality_activity', 'module_stats'"
+                + (", 'locality_composition'" if groupby is not None else "")
+                + " (adata.uns)",
                 f"'{keys.obsm_activity}', module activity per cell (adata.obsm)",
             ],
         )
     return adata if copy else None
+
+
+def population_check(adata, key, groupby, table, gene_index, names, loc_act, cell_act):
+    """Locality composition, per-module statistics and the between-population modules (see ``groupby``)."""
+    if groupby is None or not names:
+        return module_stats(names, loc_act, None, None, None, None, None), None, []
+    codes, groups = group_codes(adata, groupby)
+    membership = adata.obsm[Keys(key).obsm_localities]
+    composition = composition_table(membership, adata.obs[groupby])
+    within = locality_activity(adata, key, table, gene_index, names, extra_covariates=group_indicators(codes, len(groups)))
+    stats = module_stats(names, loc_act, within, composition["purity"].to_numpy(), cell_act, codes, groups)
+    return stats, composition_entry(composition, groupby), between_population_modules(stats)
 
 
 def chance_support(support: np.ndarray, n_genes: int) -> int:
@@ -257,7 +355,9 @@ def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tup
     return table, gene_table
 
 
-def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index: pd.Index, names) -> np.ndarray:
+def locality_activity(
+    adata: AnnData, key: str, table: pd.DataFrame, gene_index: pd.Index, names, extra_covariates=None
+) -> np.ndarray:
     """Weighted mean correlation of each module's pairs inside each locality (localities x modules).
 
     As in ``tl.correlations``, a pair counts as 0 in a locality where one of its genes is detected in
@@ -277,6 +377,8 @@ def locality_activity(adata: AnnData, key: str, table: pd.DataFrame, gene_index:
     if isinstance(partial_out, np.ndarray):
         partial_out = [str(p) for p in partial_out]
     covariates = covariate_matrix(adata, partial_out, int(params["n_partial_components"]))
+    if extra_covariates is not None:
+        covariates = extra_covariates if covariates is None else np.column_stack([covariates, extra_covariates])
     used = np.unique(np.concatenate([table["gene_a"], table["gene_b"]]))
     values = expression(adata, layer)
     used_idx = adata.var_names.get_indexer(used)
