@@ -235,7 +235,9 @@ def locality_sketch(
     )
     block = np.asfortranarray(values, dtype=np.float32)
     det_frac = np.asarray(detected, dtype=bool).mean(axis=0) if len(block) else np.zeros(block.shape[1])
-    return pool_localities([sketch_block(block, options, rng=rng, det_frac=det_frac, covariates=covariates)], options)[0]
+    return pool_localities([sketch_block(block, options, rng=rng, det_frac=det_frac, covariates=covariates)], options)[
+        0
+    ]
 
 
 class Workspace:

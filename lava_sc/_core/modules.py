@@ -142,7 +142,12 @@ def split_large(
         for round_ in range(max_rounds):
             res *= 1.0 if round_ == 0 else 1.5
             parts = leiden_pair_modules(
-                sketch[:, sel], gene_a[sel], gene_b[sel], resolution=res, n_neighbors=n_neighbors, random_state=random_state
+                sketch[:, sel],
+                gene_a[sel],
+                gene_b[sel],
+                resolution=res,
+                n_neighbors=n_neighbors,
+                random_state=random_state,
             )
             if len(np.unique(parts[parts >= 0])) > 1:
                 break

@@ -326,6 +326,7 @@ def _embed(adata: anndata.AnnData, *, umap: bool, random_state: int) -> None:
     with threadpool_limits(limits=1, user_api="blas"):
         sc.pp.highly_variable_genes(adata, n_top_genes=min(2000, adata.n_vars))
         hvg = adata[:, adata.var["highly_variable"].to_numpy()].copy()
+        hvg.X = hvg.X.toarray()  # scaling centres the genes: dense anyway
         sc.pp.scale(hvg, max_value=10)
         sc.pp.pca(hvg, n_comps=min(_N_PCS, hvg.n_vars - 1), random_state=random_state)
         adata.obsm["X_pca"] = np.asarray(hvg.obsm["X_pca"], dtype=np.float32)

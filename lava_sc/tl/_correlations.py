@@ -147,7 +147,9 @@ def correlations(
     check_choice("alternative", alternative, ("greater", "two-sided"))
     check_choice("fdr_scope", fdr_scope, ("all", "locality"))
     if not isinstance(remove_dense, bool | np.bool_):
-        raise TypeError(f"`remove_dense` must be True or False, got {type(remove_dense).__name__}; pass remove_dense=True.")
+        raise TypeError(
+            f"`remove_dense` must be True or False, got {type(remove_dense).__name__}; pass remove_dense=True."
+        )
     min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
     min_abs_r = check_float("min_abs_r", min_abs_r, low=0.0, high=1.0)
     if max_partners is not None:

@@ -148,7 +148,7 @@ def modules(
         min_support = check_int("min_support", min_support, low=1)
     min_genes = check_int("min_genes", min_genes, low=2)
     if max_genes is not None:
-        max_genes = check_int("max_genes", max_genes, low=min_genes)
+        max_genes = check_int("max_genes", max_genes, low=2)
     merge_overlap = check_float("merge_overlap", merge_overlap, low=0.0, open_low=True)
     n_neighbors = check_int("n_neighbors", n_neighbors, low=1)
     random_state = check_int("random_state", random_state, low=0)
@@ -284,7 +284,9 @@ def population_check(adata, key, groupby, table, gene_index, names, loc_act, cel
     codes, groups = group_codes(adata, groupby)
     membership = adata.obsm[Keys(key).obsm_localities]
     composition = composition_table(membership, adata.obs[groupby])
-    within = locality_activity(adata, key, table, gene_index, names, extra_covariates=group_indicators(codes, len(groups)))
+    within = locality_activity(
+        adata, key, table, gene_index, names, extra_covariates=group_indicators(codes, len(groups))
+    )
     stats = module_stats(names, loc_act, within, composition["purity"].to_numpy(), cell_act, codes, groups)
     return stats, composition_entry(composition, groupby), between_population_modules(stats)
 
