@@ -20,6 +20,7 @@ from .._validate import check_adata, check_float, check_int, check_key, embeddin
 from ._correlations import correlations
 from ._localities import default_n_cells, localities
 from ._modules import modules
+from ._populations import resolve_groupby
 
 #: LAVA hyperparameters the assay can vary: name -> (stage, integer?, bounds for the check)
 LAVA_FACTORS: dict[str, tuple[str, bool, dict]] = {
@@ -55,6 +56,8 @@ STAGE_PARAMS = {
         "min_detected",
         "min_abs_r",
         "max_partners",
+        "remove_dense",
+        "fdr_scope",
         "partial_out",
         "n_partial_components",
         "random_state",
@@ -65,8 +68,11 @@ STAGE_PARAMS = {
         "rank",
         "min_support",
         "min_genes",
+        "max_genes",
         "merge_overlap",
         "n_neighbors",
+        "groupby",
+        "between_populations",
         "random_state",
     ),
 }
@@ -544,7 +550,9 @@ class Runner:
         corr = settings.stages["correlations"]
         partial = corr.get("partial_out")
         partial = [partial] if isinstance(partial, str) else list(partial or [])
-        obs = src.obs[[p for p in partial if p in src.obs.columns]].copy()
+        groupby = resolve_groupby(src, settings.stages["modules"].get("groupby", "auto"))
+        columns = [p for p in partial if p in src.obs.columns] + ([groupby] if groupby is not None else [])
+        obs = src.obs[list(dict.fromkeys(columns))].copy()
         layer = corr.get("layer")
         layers = {layer: src.layers[layer]} if layer is not None and layer in src.layers else None
         work = AnnData(X=src.X, obs=obs, var=src.var.copy(), layers=layers)
