@@ -371,12 +371,29 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         lines.append("")
         lines.append("No modules found. Try more cells per locality (--n-cells), a higher --fdr, or --method nmf.")
         return "\n".join(lines)
+    stats = slot.get("module_stats")
+    groupby = params["modules"].get("groupby", "None")
+    where = {}
+    if stats is not None and groupby != "None":
+        for _, row in stats.iterrows():
+            where[str(row["module"])] = f"{row['top_group']}{' *' if bool(row['mixed']) else ''}"
     lines += [
         "",
         "  active = % of cells where the module's activity (weighted mean correlation of its",
         f"           gene pairs in the cell's localities) is above {ACTIVE_THRESHOLD:g}",
+    ]
+    if where:
+        dropped = int(params["modules"].get("n_between_population", 0))
+        lines += [
+            f"  highest = the {groupby} group with the highest mean activity; * = mostly from localities",
+            f"           mixing {groupby} groups; {dropped} module(s) that were only a difference between",
+            "           group means were dropped",
+        ]
+    lines += [
         "",
-        f"  {'module':<7} {'genes':>5} {'pairs':>6} {'active':>7}   top genes",
+        f"  {'module':<7} {'genes':>5} {'pairs':>6} {'active':>7}   "
+        + ("highest".ljust(22) if where else "")
+        + "top genes",
     ]
     width = max(len(n) for n in names[:MAX_SUMMARY_MODULES])
     for name in names[:MAX_SUMMARY_MODULES]:
@@ -384,7 +401,7 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         top = ", ".join(genes[:N_TOP_GENES]) + (", ..." if len(genes) > N_TOP_GENES else "")
         lines.append(
             f"  {name:<{max(width, 7)}} {len(genes):>5} {int(n_pairs_per.get(name, 0)):>6} "
-            f"{active.get(name, 0.0):>7.0%}   {top}"
+            f"{active.get(name, 0.0):>7.0%}   " + (f"{where.get(name, ''):<22}" if where else "") + top
         )
     if len(names) > MAX_SUMMARY_MODULES:
         lines.append(f"  ... and {len(names) - MAX_SUMMARY_MODULES} more modules (see modules.csv / module_genes.csv)")

@@ -3,7 +3,8 @@
 Stored by :func:`lava_sc.tl.modules` (with ``groupby=``) as::
 
     uns[key]["locality_composition"] = {
-        "table": DataFrame,             # composition_table(...): one row per locality (index L0, L1, ...)
+        "table": DataFrame,             # the summary columns of composition_table(...), one row per locality
+        "fractions": ndarray,           # localities x groups, the per-group fractions
         "groupby": str,                 # the obs column the groups come from
         "groups": ndarray of str,       # the group columns of the table, in category order
         "present_fraction": float,      # threshold of n_groups_present
@@ -90,10 +91,12 @@ def composition_table(membership, obs_column, *, present_fraction: float = PRESE
 def composition_entry(table: pd.DataFrame, groupby: str, present_fraction: float = PRESENT_FRACTION) -> dict:
     """The dict a tool stores at ``uns[key]["locality_composition"]`` (h5ad/zarr-safe: no ``attrs``)."""
     groups = list(table.attrs.get("groups", table.columns[len(SUMMARY_COLUMNS) :]))
-    stored = table.copy()
+    # group names become h5 keys as DataFrame columns (and may hold "/"): the fractions go in an array
+    stored = table[list(SUMMARY_COLUMNS)].copy()
     stored.attrs = {}
     return {
         "table": stored,
+        "fractions": table[groups].to_numpy(dtype=np.float64),
         "groupby": str(groupby),
         "groups": np.asarray(groups, dtype=str),
         "present_fraction": float(present_fraction),
@@ -133,6 +136,10 @@ def locality_composition(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame
             f"lava_sc.tl.modules(adata, groupby=<obs column>, key={key!r})."
         )
     table = entry["table"].copy()
+    groups = entry.get("groups")
+    if "fractions" in entry and groups is not None:
+        fractions = pd.DataFrame(np.asarray(entry["fractions"]), index=table.index, columns=[str(g) for g in groups])
+        table = pd.concat([table, fractions], axis=1)
     if keys.obsm_localities in adata.obsm:
         n_loc = adata.obsm[keys.obsm_localities].shape[1]
         if len(table) != n_loc:
@@ -142,7 +149,6 @@ def locality_composition(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame
                 f"lava_sc.tl.modules(adata, groupby={entry.get('groupby', '<obs column>')!r}, key={key!r})."
             )
     table.attrs["groupby"] = str(entry.get("groupby", ""))
-    groups = entry.get("groups")
     table.attrs["groups"] = (
         [str(g) for g in groups] if groups is not None else list(table.columns[len(SUMMARY_COLUMNS) :])
     )
