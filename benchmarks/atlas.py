@@ -1,0 +1,772 @@
+#!/usr/bin/env python
+"""Module recovery on the realistic simulated atlas: LAVA at defaults (and Hotspot) over a grid.
+
+    python benchmarks/atlas.py --no-hotspot --readme            # LAVA on the full grid, rewrite the README section
+    python benchmarks/atlas.py                                  # LAVA and Hotspot on every grid point and seed
+    python benchmarks/atlas.py --hotspot-seeds 0                # Hotspot only on seed 0 of every grid point
+    python benchmarks/atlas.py --quick --out /tmp/atlas.json    # smoke run: what tests/test_atlas_benchmark.py runs
+    python benchmarks/atlas.py --render a.json b.json --readme  # run nothing: merge result files, rewrite the README
+
+Data: ``lava_sc.datasets.simulate_atlas(n_cells, n_genes, program_strength=ps, state_strength=ss,
+random_state=seed)`` -- SIMULATED: six cell types (two touching pairs), a dense rank-3 within-type state
+that moves every gene, donors in two conditions, a UMAP computed by scanpy from the counts, and seven
+planted programs (``uns["planted"]``, active cells in ``obs["active_<program>"]``). One simulation per
+(ps, ss, seed); every method sees that same object.
+
+* LAVA: ``lv.tl.modules(adata, random_state=0)`` -- exactly a user's call, nothing else set -- on a copy,
+  timed after a warm-up run (numba compilation is not timed), scored with
+  ``lava_sc.datasets.recovery(adata, key="lava")``.
+* Hotspot (PyPI ``hotspotsc``): ``_workers.hotspot_pipeline`` with ``explainers.HOTSPOT_PARAMS``, as in
+  ``run.py`` and ``explainers.py`` (danb on ``layers["counts"]``, ``X_umap``, 30 neighbours, local
+  correlations of all genes, ``create_modules(min_gene_threshold=10)``, module scores). Its modules
+  become gene sets and its module scores the per-cell activity, and the *same* ``recovery`` function
+  scores them (best-match Jaccard per program, unmatched = best Jaccard < 0.2 with every program,
+  AUROC of the best module's per-cell score for the active cells, module sizes).
+
+Results go to ``--out`` (default ``benchmarks/results/atlas.json``, ``atlas_quick.json`` with
+``--quick``) and a markdown table next to it (``.md``); the JSON is rewritten after every run, so a
+stopped run keeps what it finished. ``--readme [PATH]`` rewrites only the part of
+``benchmarks/README.md`` between ``<!-- atlas:start -->`` and ``<!-- atlas:end -->`` (appended when
+missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import git_revision, load_average, machine_info, write_json_atomic  # noqa: E402
+from explainers import HOTSPOT_PARAMS, _f, _mean, _sd, now, quiet  # noqa: E402
+
+START = "<!-- atlas:start -->"
+END = "<!-- atlas:end -->"
+METHODS = ("LAVA", "Hotspot")
+PROGRAMS = ("recurring", "signed", "straddle", "condition", "small", "gradient", "response")
+
+#: Decided before any run, not tuned to the results: program_strength 1.0 is the simulator's nominal
+#: strength (its default); weaker settings are in the grid to show how recovery degrades.
+DETECTABLE_MIN_PROGRAM_STRENGTH = 1.0
+
+FULL = {
+    "cells": 6000,
+    "genes": 1000,
+    "program_strengths": [0.6, 1.0, 1.4],
+    "state_strengths": [0.15, 0.25, 0.35],
+    "seeds": [0, 1, 2],
+}
+QUICK = {"cells": 1500, "genes": 500, "program_strengths": [1.0], "state_strengths": [0.25], "seeds": [0]}
+SUMMARY_KEYS = ("mean_jaccard", "n_modules", "n_unmatched", "median_module_size", "max_module_size", "mean_auroc")
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 1,500 cells x 500 genes, ps 1.0, ss 0.25, seed 0, no Hotspot"
+    )
+    p.add_argument("--cells", type=int, help="cells per simulation (6,000)")
+    p.add_argument("--genes", type=int, help="genes per simulation (1,000)")
+    p.add_argument("--program-strengths", type=_floats, help="program_strength grid, e.g. 0.6,1.0,1.4")
+    p.add_argument("--state-strengths", type=_floats, help="state_strength grid, e.g. 0.15,0.25,0.35")
+    p.add_argument("--seeds", type=_ints, help="random_state of each simulation, e.g. 0,1,2")
+    p.add_argument("--no-hotspot", action="store_true", help="LAVA only (Hotspot rows say 'skipped')")
+    p.add_argument("--hotspot-seeds", type=_ints, help="run Hotspot only for these seeds (default: every seed)")
+    p.add_argument(
+        "--out", type=Path, help="result JSON (default benchmarks/results/atlas[_quick].json); .md beside it"
+    )
+    p.add_argument(
+        "--readme",
+        "--write-readme",
+        nargs="?",
+        type=Path,
+        const=HERE / "README.md",
+        default=None,
+        help="rewrite the atlas section of this README (default benchmarks/README.md)",
+    )
+    p.add_argument("--render", nargs="+", type=Path, metavar="JSON", help="run nothing: merge these result files")
+    args = p.parse_args(argv)
+    defaults = QUICK if args.quick else FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.quick:
+        args.no_hotspot = True
+    if args.out is None:
+        args.out = HERE / "results" / ("atlas_quick.json" if args.quick else "atlas.json")
+    if args.hotspot_seeds is None:
+        args.hotspot_seeds = list(args.seeds)
+    if args.cells < 1000:
+        p.error("--cells: simulate_atlas needs at least 1,000 cells")
+    for name in ("program_strengths", "state_strengths", "seeds"):
+        if not getattr(args, name):
+            p.error(f"--{name.replace('_', '-')}: give at least one value")
+    return args
+
+
+def revision() -> str | None:
+    """``git_revision()``, and for a dirty tree a digest of the *content* of ``lava_sc/`` (tracked and
+    untracked files), so runs on different uncommitted states are told apart and runs on the same code
+    share a digest even when HEAD moved in between (``930b890+dirty:3f2a9c01be``)."""
+    import hashlib
+    import subprocess
+
+    rev = git_revision()
+    if not rev or not rev.endswith("+dirty"):
+        return rev
+    root = HERE.parent
+    try:
+        names = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard", "--", "lava_sc"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return rev
+    h = hashlib.sha1()
+    for name in sorted(set(names)):
+        h.update(name.encode() + b"\0")
+        try:
+            h.update((root / name).read_bytes())
+        except OSError:  # deleted in the work tree
+            h.update(b"<missing>")
+    return f"{rev}:{h.hexdigest()[:10]}"
+
+
+def out_name(out: Path) -> str:
+    """How the README names the result file: its path in the repository, or where it was written."""
+    try:
+        return str(Path(out).resolve().relative_to(HERE.parent))
+    except ValueError:
+        return f"{out}, outside the repository: not kept"
+
+
+def detectable(program_strength: float) -> bool:
+    return program_strength >= DETECTABLE_MIN_PROGRAM_STRENGTH
+
+
+# ------------------------------------------------------------------------------------------- methods
+
+
+def simulate(args, ps: float, ss: float, seed: int):
+    from lava_sc.datasets import simulate_atlas
+
+    return simulate_atlas(
+        n_cells=args.cells, n_genes=args.genes, program_strength=ps, state_strength=ss, random_state=seed
+    )
+
+
+def warm_up(with_hotspot: bool) -> None:
+    """LAVA (and Hotspot) once on a small data set, so JIT compilation is not timed."""
+    from _workers import WARMUP_CELLS, hotspot_pipeline, planted_data, warm_up_lava
+
+    warm_up_lava()
+    if with_hotspot:
+        with quiet():
+            hotspot_pipeline(planted_data(WARMUP_CELLS, 100, random_state=1), HOTSPOT_PARAMS, None)
+
+
+def scored(table, summary: dict, modules: dict, planted: dict, seconds: float, **extra) -> dict:
+    """One method's result on one simulation: recovery's summary and per-program rows, signed halves."""
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return v.item() if hasattr(v, "item") else v
+
+    rows = [{k: clean(v) for k, v in r.items()} for r in table.to_dict("records")]
+    return {
+        "status": "done",
+        "seconds": round(seconds, 3),
+        "summary": {k: clean(summary[k]) for k in SUMMARY_KEYS},
+        "mean_jaccard_without_gradient": round(
+            float(_mean([r["jaccard"] for r in rows if r["program"] != "gradient"]) or 0.0), 4
+        ),
+        "programs": rows,
+        "signed_halves": signed_halves(planted.get("signed"), modules),
+        **extra,
+    }
+
+
+def signed_halves(genes, modules: dict) -> dict | None:
+    """``signed``'s two anti-correlated halves scored apart: best Jaccard of each half with any module.
+
+    ``simulate_atlas`` gives the first ``size // 2`` genes of ``uns["planted"]["signed"]`` sign +1 and the
+    rest sign -1. A module of one half has Jaccard <= 0.5 with the whole program although it recovered
+    that half exactly; ``same_module`` says whether the two halves' best modules are one module.
+    """
+    if genes is None:
+        return None
+    genes = [str(g) for g in genes]
+    half = len(genes) // 2
+    out = {}
+    for name, part in (("positive", set(genes[:half])), ("negative", set(genes[half:]))):
+        best, best_j = None, 0.0
+        for m, g in modules.items():
+            j = len(part & g) / len(part | g)
+            if j > best_j:
+                best, best_j = m, j
+        out[name] = {"module": best, "jaccard": round(best_j, 4)}
+    out["same_module"] = (
+        out["positive"]["module"] is not None and out["positive"]["module"] == out["negative"]["module"]
+    )
+    return out
+
+
+def run_lava(adata) -> dict:
+    import lava_sc as lv
+    from lava_sc.datasets import recovery
+
+    work = adata.copy()
+    t0 = time.perf_counter()
+    lv.tl.modules(work, random_state=0)
+    seconds = time.perf_counter() - t0
+    table, summary = recovery(work, key="lava")
+    modules = {
+        str(m): set(g["gene"].astype(str)) for m, g in lv.get.module_genes(work).groupby("module", observed=True)
+    }
+    return scored(table, summary, modules, work.uns["planted"], seconds)
+
+
+def run_hotspot(adata) -> dict:
+    """Hotspot's pipeline on the same object; its modules and module scores are scored by ``recovery``."""
+    import anndata
+    import numpy as np
+    import pandas as pd
+    from _workers import hotspot_pipeline
+
+    from lava_sc.datasets import recovery
+
+    counts = adata.layers["counts"]
+    constant = np.asarray(counts.max(axis=0).todense()).ravel() == np.asarray(counts.min(axis=0).todense()).ravel()
+    data = adata[:, ~constant].copy() if constant.any() else adata  # danb cannot fit a constant gene
+    t0 = time.perf_counter()
+    with quiet():
+        hs = hotspot_pipeline(data, HOTSPOT_PARAMS, None)
+    seconds = time.perf_counter() - t0
+    mods = hs.modules
+    modules = {f"H{m}": set(mods.index[mods == m].astype(str)) for m in sorted(set(mods)) if m != -1}
+    scores = hs.module_scores.reindex(adata.obs_names)
+    activity = pd.DataFrame(
+        {f"H{c}": np.asarray(scores[c], dtype=float) for c in scores.columns if f"H{c}" in modules},
+        index=adata.obs_names,
+    )
+    genes = pd.DataFrame([(m, g) for m, gs in modules.items() for g in sorted(gs)], columns=["module", "gene"]).astype(
+        {"module": "category"}
+    )
+    # a bare AnnData (no X) carrying Hotspot's result where recovery() reads LAVA's
+    view = anndata.AnnData(
+        obs=adata.obs[[c for c in adata.obs.columns if c.startswith("active_")]].copy(),
+        uns={"planted": dict(adata.uns["planted"]), "hotspot": {"module_genes": genes}},
+        obsm={"hotspot_activity": activity},
+    )
+    table, summary = recovery(view, key="hotspot")
+    return scored(table, summary, modules, adata.uns["planted"], seconds, n_constant_genes_dropped=int(constant.sum()))
+
+
+def error_entry(exc: BaseException) -> dict:
+    return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+# ------------------------------------------------------------------------------------------- summary
+
+
+def grid_summary(runs: list[dict]) -> list[dict]:
+    """Per (program_strength, state_strength, method): means (and sd of the mean Jaccard) over seeds."""
+    points = list(dict.fromkeys((r["program_strength"], r["state_strength"]) for r in runs))
+    out = []
+    for ps, ss in points:
+        for method in METHODS:
+            key = method.lower()
+            done = [r[key] for r in runs if (r["program_strength"], r["state_strength"]) == (ps, ss)]
+            done = [d for d in done if d and d.get("status") == "done"]
+            entry = {
+                "program_strength": ps,
+                "state_strength": ss,
+                "detectable": detectable(ps),
+                "method": method,
+                "n_seeds": len(done),
+            }
+            if not done:
+                out.append(entry)
+                continue
+            mj = [d["summary"]["mean_jaccard"] for d in done]
+            entry["mean_jaccard"] = round(_mean(mj), 4)
+            entry["mean_jaccard_sd"] = None if _sd(mj) is None else round(_sd(mj), 4)
+            wo = [d["mean_jaccard_without_gradient"] for d in done]
+            entry["mean_jaccard_without_gradient"] = round(_mean(wo), 4)
+            entry["mean_jaccard_without_gradient_sd"] = None if _sd(wo) is None else round(_sd(wo), 4)
+            for k in ("n_modules", "n_unmatched", "median_module_size", "max_module_size", "mean_auroc"):
+                m = _mean([d["summary"][k] for d in done])
+                entry[k] = None if m is None else round(m, 4)
+            entry["seconds"] = round(_mean([d["seconds"] for d in done]), 3)
+            per_program = {}
+            for p in PROGRAMS:
+                js = [row["jaccard"] for d in done for row in d["programs"] if row["program"] == p]
+                au = [row["auroc"] for d in done for row in d["programs"] if row["program"] == p]
+                if js:
+                    per_program[p] = {
+                        "jaccard": round(_mean(js), 4),
+                        "jaccard_sd": None if _sd(js) is None else round(_sd(js), 4),
+                        "auroc": None if _mean(au) is None else round(_mean(au), 4),
+                    }
+            entry["programs"] = per_program
+            halves = [d["signed_halves"] for d in done if d.get("signed_halves")]
+            if halves:
+                entry["signed_halves"] = {
+                    "positive_jaccard": round(_mean([h["positive"]["jaccard"] for h in halves]), 4),
+                    "negative_jaccard": round(_mean([h["negative"]["jaccard"] for h in halves]), 4),
+                    "same_module": sum(bool(h["same_module"]) for h in halves),
+                }
+            out.append(entry)
+    return out
+
+
+def headline(summary: list[dict]) -> list[str]:
+    """Sentences computed from the numbers: mean Jaccard over detectable and other grid points."""
+    lines = []
+    for method in METHODS:
+        es = [e for e in summary if e["method"] == method and e.get("n_seeds")]
+        if not es:
+            continue
+        parts = []
+        for label, sel in (
+            (
+                f"detectable points (program_strength ≥ {DETECTABLE_MIN_PROGRAM_STRENGTH:g})",
+                [e for e in es if e["detectable"]],
+            ),
+            ("the other points", [e for e in es if not e["detectable"]]),
+        ):
+            if sel:
+                parts.append(
+                    f"{label}: mean Jaccard {_mean([e['mean_jaccard'] for e in sel]):.2f}"
+                    f" (range {min(e['mean_jaccard'] for e in sel):.2f}–{max(e['mean_jaccard'] for e in sel):.2f}),"
+                    f" `gradient` {_mean([e['programs']['gradient']['jaccard'] for e in sel]):.2f},"
+                    f" {_mean([e['n_unmatched'] for e in sel]):.1f} unmatched modules"
+                    f" over {len(sel)} point(s)"
+                )
+        det = [e for e in es if e["detectable"] and e.get("signed_halves")]
+        if det:
+            n_runs = sum(e["n_seeds"] for e in det)
+            parts.append(
+                f"`signed` at the detectable points: whole program {_mean([e['programs']['signed']['jaccard'] for e in det]):.2f},"
+                f" its halves apart + {_mean([e['signed_halves']['positive_jaccard'] for e in det]):.2f} /"
+                f" − {_mean([e['signed_halves']['negative_jaccard'] for e in det]):.2f}, both halves in one module in"
+                f" {sum(e['signed_halves']['same_module'] for e in det)}/{n_runs} runs"
+            )
+        lines.append(f"**{method}** — " + "; ".join(parts) + ".")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------- markdown
+
+
+def _grid_label(e: dict) -> str:
+    return f"{e['program_strength']:g} | {e['state_strength']:g} | {'yes' if e['detectable'] else 'no'}"
+
+
+def summary_table(summary: list[dict]) -> str:
+    lines = [
+        "| program strength | state strength | detectable | method | seeds | mean Jaccard | without `gradient`"
+        " | unmatched modules | modules | mean AUROC | median module size | max module size | seconds |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in summary:
+        if not e.get("n_seeds"):  # not run at this point (--no-hotspot, --hotspot-seeds): no row
+            continue
+        lines.append(
+            f"| {_grid_label(e)} | {e['method']} | {e['n_seeds']} | {_f(e['mean_jaccard'], 2, e['mean_jaccard_sd'])}"
+            f" | {_f(e['mean_jaccard_without_gradient'], 2, e['mean_jaccard_without_gradient_sd'])}"
+            f" | {_f(e['n_unmatched'], 1)} | {_f(e['n_modules'], 1)} | {_f(e['mean_auroc'])}"
+            f" | {_f(e['median_module_size'], 1)} | {_f(e['max_module_size'], 1)} | {_f(e['seconds'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def program_table(summary: list[dict]) -> str:
+    lines = [
+        "| program strength | state strength | detectable | method | "
+        + " | ".join(f"`{p}`" for p in PROGRAMS)
+        + " | `signed` halves (+ / −, same module) |",
+        "|---:|---:|---|---|" + "---:|" * len(PROGRAMS) + "---|",
+    ]
+    for e in summary:
+        if not e.get("n_seeds"):
+            continue
+        cells = [_f(e["programs"][p]["jaccard"], 2, e["programs"][p]["jaccard_sd"]) for p in PROGRAMS]
+        h = e.get("signed_halves")
+        halves = (
+            "–"
+            if not h
+            else f"{h['positive_jaccard']:.2f} / {h['negative_jaccard']:.2f}, {h['same_module']}/{e['n_seeds']}"
+        )
+        lines.append(f"| {_grid_label(e)} | {e['method']} | " + " | ".join(cells) + f" | {halves} |")
+    return "\n".join(lines)
+
+
+def head_to_head(runs: list[dict]) -> str | None:
+    """Every run with Hotspot: LAVA and Hotspot on the same object in the same process."""
+    lines = [
+        "| program strength | state strength | seed | LAVA mean J | Hotspot mean J | LAVA modules (unmatched)"
+        " | Hotspot modules (unmatched) | LAVA s | Hotspot s | Hotspot s / LAVA s | lava_sc |",
+        "|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|",
+    ]
+    n = 0
+    for r in runs:
+        h = r.get("hotspot") or {}
+        if h.get("status") != "done":
+            continue
+        lava = h.get("lava_in_same_run") or r.get("lava") or {}
+        if lava.get("status", "done") != "done" or not lava.get("summary"):
+            continue
+        a, b = lava["summary"], h["summary"]
+        n += 1
+        lines.append(
+            f"| {r['program_strength']:g} | {r['state_strength']:g} | {r['seed']} | {a['mean_jaccard']:.2f}"
+            f" | {b['mean_jaccard']:.2f} | {a['n_modules']} ({a['n_unmatched']}) | {b['n_modules']} ({b['n_unmatched']})"
+            f" | {lava['seconds']:.1f} | {h['seconds']:.1f} | {h['seconds'] / max(lava['seconds'], 1e-9):.0f}×"
+            f" | `{lava.get('lava_sc_revision') or r.get('lava_sc_revision')}` |"
+        )
+    return "\n".join(lines) if n else None
+
+
+def runs_table(runs: list[dict]) -> str:
+    lines = [
+        "| program strength | state strength | seed | method | mean Jaccard | unmatched | modules | mean AUROC"
+        " | median / max size | seconds | simulate (s) |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in runs:
+        for method in METHODS:
+            d = r.get(method.lower()) or {}
+            head = f"| {r['program_strength']:g} | {r['state_strength']:g} | {r['seed']} | {method}"
+            if d.get("status") == "skipped":
+                continue
+            if d.get("status") != "done":
+                lines.append(f"{head} | {d.get('status', '–')}: {d.get('error') or ''} |||||||")
+                continue
+            s = d["summary"]
+            lines.append(
+                f"{head} | {s['mean_jaccard']:.3f} | {s['n_unmatched']} | {s['n_modules']} | {_f(s['mean_auroc'], 3)}"
+                f" | {s['median_module_size']:g} / {s['max_module_size']} | {d['seconds']:.1f} | {r['simulate_s']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def code_versions(result: dict) -> str:
+    """Which lava_sc each method's runs used: one revision, or per method and revision the run count."""
+    counts: dict = {}
+    for run in result["runs"]:
+        for method in METHODS:
+            d = run.get(method.lower()) or {}
+            if d.get("status") == "done":
+                rev = d.get("lava_sc_revision") or run.get("lava_sc_revision")
+                counts.setdefault(method, {}).setdefault(rev, 0)
+                counts[method][rev] += 1
+    revs = {rev for per in counts.values() for rev in per}
+    if len(revs) <= 1:
+        return ", ".join(f"`{r}`" for r in (revs or result["meta"]["revisions"]))
+    return "; ".join(
+        f"{method} " + ", ".join(f"`{rev}` ({n} run{'s' if n > 1 else ''})" for rev, n in per.items())
+        for method, per in counts.items()
+    )
+
+
+def hotspot_coverage(result: dict) -> str:
+    """Where Hotspot ran: every run, or the (ps, ss, seed) it ran at."""
+    done = [r for r in result["runs"] if (r.get("hotspot") or {}).get("status") == "done"]
+    if not done:
+        return "; **not run** here (`--no-hotspot`)"
+    if len(done) == len(result["runs"]):
+        return "; run on every grid point and seed"
+    where = ", ".join(f"(ps {r['program_strength']:g}, ss {r['state_strength']:g}, seed {r['seed']})" for r in done)
+    return f"; run only at {where} ({len(done)} of {len(result['runs'])} simulations)"
+
+
+def markdown(result: dict, *, for_readme: bool) -> str:
+    meta = result["meta"]
+    cfg = meta["config"]
+    summary = result["summary"]
+    m = meta["machine"]
+    ps = ", ".join(f"{x:g}" for x in cfg["program_strengths"])
+    ss = ", ".join(f"{x:g}" for x in cfg["state_strengths"])
+    det = [f"{x:g}" for x in cfg["program_strengths"] if detectable(x)]
+    lines = [
+        "## Module recovery on the simulated atlas (LAVA at defaults vs Hotspot)",
+        "",
+        *[f"- **Run**: `{c}`" for c in meta["commands"]],
+        f"- **When / revision**: {meta['started']} → {meta['finished']}, lava_sc at "
+        + code_versions(result)
+        + " (`+dirty:<digest>`: the commit plus uncommitted changes in `lava_sc/`; the digest is of the"
+        " files' content). The method may change: rerun before quoting these numbers.",
+        f"- **Machine**: {m['cpu_model']}, {m['cores_usable']} usable cores; load average {meta['load_average_start']}"
+        f" at start, {meta['load_average_end']} at end (other work shared the machine: seconds are indicative).",
+        f"- **Data** (SIMULATED): `lava_sc.datasets.simulate_atlas(n_cells={cfg['cells']}, n_genes={cfg['genes']},"
+        " program_strength=ps, state_strength=ss, n_state=3, n_donors=4, umap=True, random_state=seed)`"
+        f" for ps ∈ {{{ps}}}, ss ∈ {{{ss}}}, seeds {', '.join(map(str, cfg['seeds']))}: six cell types (two touching"
+        " pairs), a dense rank-3 within-type state moving every gene (loading sd = ss), donors in two conditions,"
+        " a scanpy UMAP of the counts, seven planted programs (`recurring` 12 genes in A1 and D, `signed` 14,"
+        " `straddle` 16, `condition` 8, `small` 6, `gradient` 10, `response` 20).",
+        "- **LAVA**: `lv.tl.modules(adata, random_state=0)` — nothing else set — on a copy, timed after a warm-up"
+        " run; scored with `lava_sc.datasets.recovery(adata, key='lava')`.",
+        "- **Hotspot**: `_workers.hotspot_pipeline` with `explainers.HOTSPOT_PARAMS` (danb on `layers['counts']`,"
+        " `X_umap`, 30 neighbours, local correlations of all genes, `min_gene_threshold=10`, module scores), on"
+        " the same object; its modules and module scores are scored by the same `recovery` function"
+        + hotspot_coverage(result)
+        + ".",
+        f"- **Detectable** (fixed before any run, not tuned to the results): grid points with program_strength ≥"
+        f" {DETECTABLE_MIN_PROGRAM_STRENGTH:g}, the simulator's nominal strength — here ps ∈ {{{', '.join(det) or 'none'}}}."
+        " Weaker points are there to show how recovery degrades.",
+        "",
+        "Columns: **mean Jaccard** — mean over the 7 programs of the Jaccard index between the program's genes and"
+        " its best-matching module (mean ± sd over seeds); **without `gradient`** — the same over the other 6;"
+        " **unmatched modules** — modules whose best Jaccard with every program is < 0.2; **mean AUROC** — mean"
+        " over programs of the AUROC of the best module's per-cell activity (LAVA: `obsm['lava_activity']`,"
+        " Hotspot: module score) for the program's active cells (a program whose best Jaccard is 0 still gets"
+        " the AUROC of some module, as `recovery` defines it); module sizes and seconds are means over seeds.",
+        "",
+        summary_table(summary),
+        "",
+        "Per-program best-match Jaccard (mean ± sd over seeds). `gradient` moves its genes' *means* along a"
+        " within-type axis of D (it is shown apart because it is a mean shift, not a planted correlation)."
+        " `signed` has two anti-correlated halves of 7 genes: a module holding one half exactly scores"
+        " Jaccard 0.5 with the whole program, so the last column scores each half apart (best Jaccard of the"
+        " + half / the − half, and in how many seeds both halves' best modules are the same module).",
+        "",
+        program_table(summary),
+        "",
+        *[f"- {s}" for s in headline(summary)],
+    ]
+    pairs = head_to_head(result["runs"])
+    if pairs:
+        lines += [
+            "",
+            "Head to head: every run with Hotspot, with LAVA on the same object in the same process (after the"
+            " warm-up of both; where results of several runs were merged, this LAVA row can come from other code"
+            " than the grid's rows above: see the revision).",
+            "",
+            pairs,
+        ]
+    if for_readme:
+        lines += [
+            "",
+            "Per-seed results (every program's module, size, Jaccard and AUROC): the run's JSON"
+            f" (`{meta['out_name']}`); rerun with `python benchmarks/atlas.py --readme` (LAVA and Hotspot on every"
+            " point; `--no-hotspot`, `--hotspot-seeds 0` to shorten).",
+        ]
+    else:
+        lines += ["", "### Every run", "", runs_table(result["runs"])]
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_readme(readme: Path, text: str) -> None:
+    """Replace the atlas section (or append it with its markers); nothing else in the file changes.
+
+    The same rule as ``explainers.rewrite_readme``, whose markers are fixed to its own section.
+    """
+    readme = Path(readme)
+    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    block = f"{START}\n{text}{END}"
+    if START in old and END in old and old.index(START) < old.index(END):
+        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = readme.with_suffix(readme.suffix + ".tmp")
+    tmp.write_text(new)
+    os.replace(tmp, readme)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def write(result: dict, out: Path) -> None:
+    result["summary"] = grid_summary(result["runs"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, result)
+    md = out.with_suffix(".md")
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text(markdown(result, for_readme=False))
+    os.replace(tmp, md)
+
+
+def merge(paths: list[Path], out: Path) -> dict:
+    """Several result files as one: their runs, commands and revisions (the first file's config)."""
+    import json
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    meta = dict(parts[0]["meta"])
+    meta["commands"] = [c for r in parts for c in r["meta"]["commands"]]
+    meta["revisions"] = list(dict.fromkeys(v for r in parts for v in r["meta"]["revisions"]))
+    meta["started"] = min(r["meta"]["started"] for r in parts)
+    meta["finished"] = max(r["meta"]["finished"] for r in parts)
+    meta["sources"] = [str(p) for p in paths]
+    meta["out_name"] = out_name(out)
+    cfg = dict(meta["config"])
+    for path, r in zip(paths[1:], parts[1:], strict=True):
+        c = r["meta"]["config"]
+        for k in ("program_strengths", "state_strengths", "seeds", "hotspot_seeds"):
+            cfg[k] = sorted(set(cfg.get(k) or []) | set(c.get(k) or []))
+        cfg["hotspot"] = cfg.get("hotspot") or c.get("hotspot")
+        if (c["cells"], c["genes"]) != (cfg["cells"], cfg["genes"]):
+            raise SystemExit(
+                f"--render: {path} has {c['cells']} x {c['genes']}, {paths[0]} {cfg['cells']} x {cfg['genes']}"
+            )
+    meta["config"] = cfg
+    runs: dict = {}
+    for r in parts:
+        for run in r["runs"]:
+            for method in ("lava", "hotspot"):
+                if isinstance(run.get(method), dict) and run[method].get("status") == "done":
+                    run[method].setdefault("lava_sc_revision", run.get("lava_sc_revision"))
+            k = (run["program_strength"], run["state_strength"], run["seed"])
+            prev = runs.get(k)
+            if prev is None:
+                runs[k] = dict(run)
+                continue
+            for method in ("lava", "hotspot"):  # a method that ran replaces one that was skipped
+                if (run.get(method) or {}).get("status") == "done" and (prev.get(method) or {}).get("status") != "done":
+                    prev[method] = dict(run[method])
+                    other = run.get("lava") or {}
+                    if method == "hotspot" and other.get("status") == "done" and other is not prev.get("lava"):
+                        # the LAVA result of Hotspot's own run (same object, same process, maybe other code)
+                        prev[method]["lava_in_same_run"] = {
+                            k: other.get(k) for k in ("summary", "seconds", "lava_sc_revision")
+                        }
+    order = {k: i for i, k in enumerate(runs)}
+    ordered = sorted(runs.values(), key=lambda x: (x["program_strength"], x["state_strength"], x["seed"], order))
+    return {"meta": meta, "runs": ordered}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    warnings.filterwarnings("ignore")
+    if args.render:
+        result = merge(args.render, args.out)
+        write(result, args.out)
+        print(summary_table(result["summary"]))
+        if args.readme:
+            rewrite_readme(args.readme, markdown(result, for_readme=True))
+        print(f"wrote {args.out} / {args.out.with_suffix('.md')}" + (f" and {args.readme}" if args.readme else ""))
+        return 0
+
+    rev = revision()
+    import scanpy as sc
+
+    sc.settings.verbosity = 0
+    have_hotspot = importlib.util.find_spec("hotspot") is not None
+    with_hotspot = not args.no_hotspot and have_hotspot and bool(args.hotspot_seeds)
+    reason = (
+        "--no-hotspot"
+        if args.no_hotspot
+        else ("hotspotsc not installed" if not have_hotspot else "not in --hotspot-seeds")
+    )
+    command = "python benchmarks/atlas.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = {
+        "meta": {
+            "commands": [command.strip()],
+            "started": now(),
+            "finished": None,
+            "load_average_start": load_average(),
+            "load_average_end": None,
+            # once, before lava_sc is imported: this process runs that code to the end, whatever
+            # happens to the files (or HEAD) meanwhile
+            "revisions": [rev],
+            "machine": machine_info(),
+            "out_name": out_name(args.out),
+            "config": {
+                "cells": args.cells,
+                "genes": args.genes,
+                "program_strengths": args.program_strengths,
+                "state_strengths": args.state_strengths,
+                "seeds": args.seeds,
+                "hotspot": HOTSPOT_PARAMS if with_hotspot else None,
+                "hotspot_seeds": args.hotspot_seeds if with_hotspot else [],
+                "quick": args.quick,
+                "lava_call": "lv.tl.modules(adata, random_state=0)",
+                "detectable_min_program_strength": DETECTABLE_MIN_PROGRAM_STRENGTH,
+            },
+        },
+        "runs": [],
+    }
+    points = [(ps, ss) for ps in args.program_strengths for ss in args.state_strengths]
+    print(
+        f"atlas: {args.cells} cells x {args.genes} genes, {len(points)} grid point(s) x {len(args.seeds)} seed(s),"
+        f" Hotspot {'seeds ' + str(args.hotspot_seeds) if with_hotspot else 'off (' + reason + ')'},"
+        f" load {result['meta']['load_average_start']}",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    warm_up(with_hotspot)
+    result["meta"]["warmup_s"] = round(time.perf_counter() - t0, 2)
+    print(f"  warm-up {result['meta']['warmup_s']:.1f} s", flush=True)
+    failed = False
+    for ps, ss in points:
+        for seed in args.seeds:
+            run = {
+                "program_strength": ps,
+                "state_strength": ss,
+                "seed": seed,
+                "detectable": detectable(ps),
+                "lava_sc_revision": rev,
+                "load_average_before": load_average(),
+            }
+            t1 = time.perf_counter()
+            adata = simulate(args, ps, ss, seed)
+            run["simulate_s"] = round(time.perf_counter() - t1, 2)
+            for method, fn in (("lava", run_lava), ("hotspot", run_hotspot)):
+                if method == "hotspot" and not (with_hotspot and seed in args.hotspot_seeds):
+                    run[method] = {
+                        "status": "skipped",
+                        "reason": reason if not with_hotspot else "not in --hotspot-seeds",
+                    }
+                    continue
+                try:
+                    run[method] = fn(adata)
+                except Exception as exc:  # noqa: BLE001 - record it and go on with the grid
+                    run[method] = error_entry(exc)
+                    failed = True
+                run[method]["lava_sc_revision"] = rev
+            run["load_average_after"] = load_average()
+            result["runs"].append(run)
+            result["meta"]["finished"] = now()
+            result["meta"]["load_average_end"] = load_average()
+            write(result, args.out)
+            text = []
+            for method in ("lava", "hotspot"):
+                d = run[method]
+                if d["status"] == "done":
+                    s = d["summary"]
+                    text.append(
+                        f"{method} J {s['mean_jaccard']:.3f} ({s['n_modules']} modules, {s['n_unmatched']} unmatched,"
+                        f" AUROC {_f(s['mean_auroc'], 3)}) {d['seconds']:.1f} s"
+                    )
+                else:
+                    text.append(f"{method} {d['status']} {d.get('error', '')}")
+            print(f"  ps {ps:g} ss {ss:g} seed {seed} (sim {run['simulate_s']:.1f} s): " + "; ".join(text), flush=True)
+            del adata
+    print(summary_table(result["summary"]))
+    if args.readme:
+        rewrite_readme(args.readme, markdown(result, for_readme=True))
+    print(f"wrote {args.out} / {args.out.with_suffix('.md')}" + (f" and {args.readme}" if args.readme else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
