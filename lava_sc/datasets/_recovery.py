@@ -20,7 +20,8 @@ def recovery(adata: AnnData, *, key: str = DEFAULT_KEY) -> tuple[pd.DataFrame, d
     For each planted program ``P`` (``uns["planted"]``) the best module is the one with the largest
     gene-set Jaccard ``|P ∩ M| / |P ∪ M|``; its localisation AUROC is the AUROC of the module's cell
     activity (``obsm[f"{key}_activity"]``) for the program's active cells (``obs[f"active_{P}"]``).
-    A module is *unmatched* when its best Jaccard with every program is below 0.2.
+    A module is *unmatched* when its best Jaccard with every program is below 0.2; a program whose best
+    module is below 0.2 is *missed* (``module`` None, AUROC NaN, so ``mean_auroc`` is over found programs).
 
     Parameters
     ----------
@@ -49,6 +50,9 @@ def recovery(adata: AnnData, *, key: str = DEFAULT_KEY) -> tuple[pd.DataFrame, d
         for m, j in scores.items():
             best_of_module[m] = max(best_of_module[m], j)
         best = max(scores, key=scores.get) if scores else None
+        jaccard = scores[best] if best is not None else 0.0
+        if jaccard < UNMATCHED_BELOW:  # missed: no module is this programme
+            best = None
         column = f"active_{program}"
         auroc = np.nan
         if best is not None and activity is not None and column in adata.obs:
@@ -59,7 +63,7 @@ def recovery(adata: AnnData, *, key: str = DEFAULT_KEY) -> tuple[pd.DataFrame, d
                 "size": len(truth),
                 "module": best,
                 "module_size": len(modules[best]) if best is not None else 0,
-                "jaccard": scores[best] if best is not None else 0.0,
+                "jaccard": jaccard,
                 "auroc": auroc,
             }
         )

@@ -96,6 +96,25 @@ def correlations(
         Where correlation is dense (images: every inked pixel correlates with every other) this
         turns the sketch into each gene's closest associates and keeps modules readable; sparse
         programs smaller than ``max_partners`` genes are unaffected.
+    remove_dense
+        Remove each locality's dense low-rank structure before testing (default). Principal components
+        of the locality's standardised expression whose eigenvalue exceeds 1.1 times the null's top
+        eigenvalue and whose gene loadings spread over many genes (participation ratio
+        ``1 / sum_j v_j^4`` above 10% of the tested genes and above 50) are projected out of every gene;
+        the cell scores of sparse significant components (programmes) are protected, and the null is
+        projected into the same subspace. Dense components are continuous states that move every gene a
+        little (what a UMAP lays out inside a cell type) and the many-gene differences of a locality
+        straddling two populations: without removal each makes thousands of weak, recurring pairs that
+        merge programmes into large modules of state genes. What it costs: a programme that lives only
+        where a strong dense component is removed can lose pairs there (on pbmc68k_reduced a plasma-cell
+        ER module is found only with ``remove_dense=False``). Stored values are the correlations after the
+        removal; ``uns[key]["correlations"]["n_dense_removed"]`` counts the components per locality.
+    fdr_scope
+        ``"all"`` (default): the knockoff+ threshold of each pair stratum is set over the observed and null
+        statistics of all localities together, controlling the false discovery rate over all (locality,
+        pair) discoveries; a programme with fewer pairs than ``1 / fdr`` (a 6-gene programme has 15) is
+        found where it recurs. ``"locality"``: one threshold per locality and stratum (each locality
+        controls its own FDR, and needs at least ``1 / fdr`` discoveries in a stratum to report any).
     partial_out
         Control for between-population mixing inside a locality: an ``obsm`` key (its first
         ``n_partial_components`` columns, e.g. ``"X_pca"``) or one or more ``obs`` columns (numeric,
@@ -135,9 +154,10 @@ def correlations(
     -------
     ``None`` or the copy. Writes ``uns[key]["sketch"]`` (sparse localities x pairs, the correlation of
     each significant pair), ``uns[key]["pairs"]`` (``gene_a``, ``gene_b``, ``support`` = number of
-    localities, ``mean_r``), ``uns[key]["genes"]``, ``uns[key]["correlations"]`` (diagnostics) and
+    localities, ``mean_r``), ``uns[key]["genes"]``, ``uns[key]["correlations"]`` (diagnostics per
+    locality: ``n_tests``, ``n_discoveries``, ``n_null_exceedances``, ``n_dense_removed``) and
     ``uns[key]["params"]["correlations"]``. Modules found from an earlier sketch under the same key
-    are removed.
+    (and their ``module_stats`` and ``locality_composition``) are removed.
     """
     check_adata(adata)
     key = check_key(key)
