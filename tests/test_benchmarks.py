@@ -92,3 +92,14 @@ def test_quick_run_writes_every_section(tmp_path):
     text = readme.read_text()
     assert text.count("<!-- results:start -->") == 1 and text.count("<!-- results:end -->") == 1
     assert table.strip() in text
+
+
+def test_seed_stability_quick_run(tmp_path):
+    out = tmp_path / "seeds.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "seeds.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())["results"][0]
+    assert result["dataset"] == "pbmc68k_reduced" and len(result["n_modules"]) == 2
+    assert 0.0 <= result["mean_matched_jaccard"] <= 1.0
+    assert "matched Jaccard to seed 0" in proc.stdout
