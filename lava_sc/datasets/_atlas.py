@@ -21,8 +21,8 @@ from __future__ import annotations
 import anndata
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
+from ._kidney import _counts  # NB counts, background library, log-normalised X (the kidney atlas's recipe)
 from ._simulate import _check_int
 
 __all__ = ["simulate_atlas", "PROGRAMS"]
@@ -56,10 +56,6 @@ _DONOR_STRENGTH_SD = 0.15
 _DONOR_OFFSET_SD = 0.15
 _DONOR_OFFSET_FRACTION = 0.2
 _LOG_MEAN_RANGE = (-3.0, 1.5)  # background genes: log-mean uniform here (detection ~3% to ~100%)
-_THETA = 7.0
-_DEPTH_SD = 0.4
-_BACKGROUND_COUNTS = 4000.0
-_TARGET_SUM = 1e4
 _COMPOSITION = (0.22, 0.13, 0.2, 0.17, 0.1, 0.18)
 _N_PCS = 30
 _N_NEIGHBORS = 15
@@ -284,20 +280,6 @@ def _program_term(rng, spec, active, axis, strength, size) -> np.ndarray:
     latent = rng.standard_normal(n_cells)
     term[active] = (a[active] * latent[active])[:, None] * sign
     return term
-
-
-def _counts(rng, log_mean):
-    n_cells = log_mean.shape[0]
-    depth = np.exp(rng.normal(0.0, _DEPTH_SD, n_cells))
-    mean = depth[:, None] * np.exp(log_mean)
-    counts = sparse.csr_matrix(rng.negative_binomial(_THETA, _THETA / (_THETA + mean)).astype(np.int32))
-    counts.eliminate_zeros()
-    totals = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel() + rng.poisson(depth * _BACKGROUND_COUNTS)
-    scale = np.where(totals > 0, _TARGET_SUM / np.maximum(totals, 1.0), 0.0)
-    x = counts.astype(np.float64)
-    x.data *= np.repeat(scale, np.diff(x.indptr))
-    np.log1p(x.data, out=x.data)
-    return counts, x.astype(np.float32), depth, totals
 
 
 def _obs(type_idx, cond_idx, donor_idx, n_donors, depth, totals, axis, active) -> pd.DataFrame:
