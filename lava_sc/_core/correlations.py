@@ -7,7 +7,10 @@ so every pair of genes is paired through a random derangement of the cells (pair
 coincide get one more shift). The null matrix has exactly the same pairs with the same marginals
 (size, sparsity, skew), so it is an exchangeable null for every pair. Within strata of pairs that
 share a detection class, the threshold is the smallest t with ``(1 + #null >= t) / #observed >= t
-<= fdr`` (the knockoff+ estimate), which controls the false discovery rate per locality and stratum.
+<= fdr`` (the knockoff+ estimate): counted over all localities together by default
+(:func:`pool_localities`, FDR over all (locality, pair) discoveries), or per locality and stratum
+(``SketchOptions(pooled=False)``). Before the test each locality's dense low-rank structure is
+projected out of both matrices (:mod:`lava_sc._core.dense`, ``SketchOptions(remove_dense=True)``).
 """
 
 from __future__ import annotations

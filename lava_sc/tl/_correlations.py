@@ -64,10 +64,11 @@ def correlations(
     for each gene, so every pair of genes is paired through a random derangement of the cells).
     This null has each pair's own locality size, sparsity and skew, so sparse co-detection does not
     pass for association. Pairs are grouped by detection class
-    (below 25%, 25-60%, above 60% of the locality's cells) and, in each locality and class, the
-    threshold is the smallest |r| whose estimated false discovery proportion
-    ``(1 + null exceedances) / observed exceedances`` is at most ``fdr`` (knockoff+). Only the
-    significant pairs are kept.
+    (below 25%, 25-60%, above 60% of the locality's cells) and, in each class, the threshold is the
+    smallest |r| whose estimated false discovery proportion ``(1 + null exceedances) / observed
+    exceedances`` is at most ``fdr`` (knockoff+), counted over all localities (``fdr_scope="all"``) or
+    in each locality. Before the test, each locality's dense low-rank structure is removed
+    (``remove_dense``). Only the significant pairs are kept.
 
     Parameters
     ----------
