@@ -102,6 +102,8 @@ def module_set_activity(
 ) -> np.ndarray:
     """Weighted mean correlation of each module's pairs in each cell set (sets x modules).
 
+    ``sum_p w_p r_p / sum_p |w_p|`` over the module's pairs ``p``.
+
     The sets are the columns of ``membership``: LAVA's localities for locality activity, or e.g. the
     cells of one donor in one cell type for ``tl.differential``.
 
@@ -116,7 +118,8 @@ def module_set_activity(
     module
         Module code (``0 .. n_modules - 1``) of every pair.
     weight
-        Weight of every pair; each module's weights must not sum to 0.
+        Weight of every pair (signed for two-sided modules); activity is ``sum_p w_p r_p / sum_p |w_p|``,
+        so a negatively weighted pair counts when its r is negative. A module needs a non-zero weight.
     n_modules
         Number of modules.
     min_detected
@@ -134,9 +137,10 @@ def module_set_activity(
     gene_b = np.asarray(gene_b, dtype=np.int64)
     module = np.asarray(module, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.float64)
-    total = np.bincount(module, weights=weight, minlength=n_modules)
+    # sum |w|: with signed weights (two-sided modules) a plain sum can be near 0 and blow the mean up
+    total = np.bincount(module, weights=np.abs(weight), minlength=n_modules)
     if np.any(total == 0):
-        raise ValueError("Every module needs pairs whose weights do not sum to 0.")
+        raise ValueError("Every module needs a pair with a non-zero weight (all its weights are 0).")
     matrix = as_sketch_matrix(matrix)
     floor = column_floor(matrix)
     membership = sp.csc_matrix(membership)

@@ -60,5 +60,16 @@ def test_detection_rule_and_bad_weights():
     cov = np.zeros((120, 1))
     act = module_set_activity(x, membership, ga, gb, module, weight, 2, min_detected=0.1, covariates=cov)
     assert act[0, 1] == 0.0 and act[1, 1] != 0.0
-    with pytest.raises(ValueError, match="do not sum to 0"):
-        module_set_activity(x, membership, ga, gb, module, np.array([1.0, -1.0, 0.0, 1.0]), 2, covariates=cov)
+    with pytest.raises(ValueError, match="non-zero weight"):
+        module_set_activity(x, membership, ga, gb, module, np.array([0.0, 0.0, 0.0, 0.0]), 2, covariates=cov)
+
+
+def test_signed_weights_give_a_bounded_activity():
+    """A two-sided module (one positive, one negative pair) in a set where both pairs follow their sign:
+    the activity is sum w r / sum |w| = 1, not a blow-up from a near-zero sum of weights."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(200)
+    x = np.column_stack([z, z, -z + 1e-3 * rng.standard_normal(200)]).astype(np.float32) + 5
+    membership = sp.csc_matrix(np.ones((200, 1)))
+    act = module_set_activity(x, membership, [0, 0], [1, 2], [0, 0], [0.5, -0.49], 1, min_detected=0.0)
+    assert act[0, 0] > 0.99 and act[0, 0] <= 1.0 + 1e-9
