@@ -383,11 +383,12 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         f"           gene pairs in the cell's localities) is above {ACTIVE_THRESHOLD:g}",
     ]
     if where:
-        dropped = int(params["modules"].get("n_between_population", 0))
+        found = int(params["modules"].get("n_between_population", 0))
+        fate = "dropped" if params["modules"].get("between_populations", "drop") == "drop" else "kept"
         lines += [
             f"  highest = the {groupby} group with the highest mean activity; * = mostly from localities",
-            f"           mixing {groupby} groups; {dropped} module(s) that were only a difference between",
-            "           group means were dropped",
+            f"           mixing {groupby} groups; {found} module(s) that were only a difference between",
+            f"           group means were {fate}",
         ]
     lines += [
         "",
