@@ -171,6 +171,22 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def rewrite_section(readme: Path, text: str, start: str, end: str) -> None:
+    """Replace the part of ``readme`` between the markers ``start`` and ``end`` with ``text`` (or append
+    the marked section when the markers are missing, creating the file with a ``# Benchmarks`` title);
+    nothing else in the file changes. Written to a temporary file and renamed over the README."""
+    readme = Path(readme)
+    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text}{end}"
+    if start in old and end in old and old.index(start) < old.index(end):
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = readme.with_suffix(readme.suffix + ".tmp")
+    tmp.write_text(new)
+    os.replace(tmp, readme)
+
+
 def _json_default(obj):
     import numpy as np
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from _common import rewrite_section
+
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 
@@ -284,9 +286,5 @@ def results_markdown(results: dict) -> str:
 
 
 def rewrite_readme(readme: Path, markdown: str) -> None:
-    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    if START not in text or END not in text:
-        text = text.rstrip() + f"\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{markdown}{END}{tail}")
+    """Replace the results section between the markers (or append it); nothing else in the file changes."""
+    rewrite_section(readme, markdown, START, END)

@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import git_revision, load_average, machine_info, write_json_atomic  # noqa: E402
+from _common import git_revision, load_average, machine_info, rewrite_section, write_json_atomic  # noqa: E402
 from explainers import HOTSPOT_PARAMS, _f, _mean, _sd, now, quiet  # noqa: E402
 
 START = "<!-- atlas:start -->"
@@ -576,20 +576,8 @@ def markdown(result: dict, *, for_readme: bool) -> str:
 
 
 def rewrite_readme(readme: Path, text: str) -> None:
-    """Replace the atlas section (or append it with its markers); nothing else in the file changes.
-
-    The same rule as ``explainers.rewrite_readme``, whose markers are fixed to its own section.
-    """
-    readme = Path(readme)
-    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text}{END}"
-    if START in old and END in old and old.index(START) < old.index(END):
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = readme.with_suffix(readme.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, readme)
+    """Replace the atlas section (or append it with its markers); nothing else in the file changes."""
+    rewrite_section(readme, text, START, END)
 
 
 # ---------------------------------------------------------------------------------------------- main

@@ -49,7 +49,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import git_revision, load_average, machine_info, write_json_atomic  # noqa: E402
+from _common import git_revision, load_average, machine_info, rewrite_section, write_json_atomic  # noqa: E402
 
 METHODS = ("LAVA", "Hotspot", "COCOA", "label-free", "DAC")
 START = "<!-- explainers:start -->"
@@ -633,16 +633,7 @@ def markdown(result: dict, *, for_readme: bool) -> str:
 
 def rewrite_readme(readme: Path, text: str) -> None:
     """Replace the marked section (or append it with its markers); nothing else in the file changes."""
-    readme = Path(readme)
-    old = readme.read_text()
-    block = f"{START}\n{text}{END}"
-    if START in old and END in old and old.index(START) < old.index(END):
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = readme.with_suffix(readme.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, readme)
+    rewrite_section(readme, text, START, END)
 
 
 # ---------------------------------------------------------------------------------------------- main
