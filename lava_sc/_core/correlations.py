@@ -346,7 +346,8 @@ def pool_localities(per_locality: list, options: SketchOptions) -> list[Locality
     if not cands:
         return per_locality
     start_bin = max(c.start_bin for c in cands)
-    obs_codes = np.concatenate([_codes(c.r, c.stratum, options.two_sided) for c in cands])
+    codes = {id(c): _codes(c.r, c.stratum, options.two_sided) for c in cands}
+    obs_codes = np.concatenate(list(codes.values()))
     null_codes = np.concatenate([c.null_codes for c in cands])
     keep_obs = obs_codes % N_BINS >= start_bin
     keep_null = null_codes % N_BINS >= start_bin
@@ -356,8 +357,7 @@ def pool_localities(per_locality: list, options: SketchOptions) -> list[Locality
         if not isinstance(c, LocalityCandidates):
             out.append(c)
             continue
-        code = _codes(c.r, c.stratum, options.two_sided)
-        keep = code % N_BINS >= first[c.stratum]
+        keep = codes[id(c)] % N_BINS >= first[c.stratum]
         null_at = int(np.sum(c.null_codes % N_BINS >= first[c.null_codes // N_BINS]))
         out.append(finish_sketch(c.gene_a[keep], c.gene_b[keep], c.r[keep], c.n_tests, null_at, options, c.n_dense))
     return out
