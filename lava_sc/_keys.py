@@ -82,6 +82,22 @@ class Keys:
     differential = "differential"
 
 
+#: what a new run of each step makes stale under its own ``key``: the ``uns[key]`` entries removed, and
+#: the ``uns[key]["params"]`` records removed with them (a new ``tl.localities`` clears ``uns[key]``
+#: entirely). Results under other keys that were computed from these carry provenance stamps instead
+#: (:func:`lava_sc._params.stale_upstream`).
+_FROM_MODULES = ("locality_composition", "enrichment", "differential")
+INVALIDATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "localities": {"uns": ("*",), "params": ("*",), "obsm": ("activity",)},
+    "correlations": {
+        "uns": ("modules", "module_genes", "locality_activity", "module_stats", *_FROM_MODULES),
+        "params": ("modules", "enrich", "differential"),
+        "obsm": ("activity",),
+    },
+    "modules": {"uns": _FROM_MODULES, "params": ("enrich", "differential"), "obsm": ()},
+}
+
+
 def locality_names(n: int) -> list[str]:
     """Stable string ids for localities: ``L0``, ``L1``, ..."""
     return [f"L{i}" for i in range(n)]

@@ -1,39 +1,20 @@
-"""Small helpers shared by the tools: h5ad-safe params, logging, progress bars."""
+"""Small helpers shared by the tools: storing entries, logging, progress bars, undo on error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 from scanpy import logging as logg
 from tqdm import tqdm
 
-
-def serialisable(value):
-    """Convert a parameter value into something h5ad and zarr can store (None -> "None")."""
-    if value is None:
-        return "None"
-    if isinstance(value, Mapping):
-        return {str(k): serialisable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return np.asarray([serialisable(v) for v in value])
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    return value
+from ._params import store_params  # noqa: F401  (TEMPORARY while tl/_differential.py is split)
 
 
 def store(adata, key: str, **entries) -> None:
     """Set ``adata.uns[key][name] = value`` for each entry, creating ``uns[key]`` if needed."""
     slot = adata.uns.setdefault(key, {})
     slot.update(entries)
-
-
-def store_params(adata, key: str, stage: str, params: Mapping) -> None:
-    slot = adata.uns.setdefault(key, {})
-    all_params = dict(slot.get("params", {}))
-    all_params[stage] = serialisable(params)
-    slot["params"] = all_params
 
 
 def log_added(what: str, start, added: list[str]) -> None:

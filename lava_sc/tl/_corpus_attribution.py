@@ -21,7 +21,8 @@ from .._core.attribution import (
 )
 from .._core.distributed import is_dask
 from .._keys import DEFAULT_KEY
-from .._utils import log_added, progress, store_params
+from .._params import store_params
+from .._utils import log_added, progress
 from .._validate import (
     check_adata,
     check_choice,

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import invalidate
 from .._core import distributed
 from .._core.correlations import (
     LocalitySketch,
@@ -18,7 +19,8 @@ from .._core.correlations import (
 )
 from .._core.correlations import column_variance as core_column_variance
 from .._keys import DEFAULT_KEY, Keys
-from .._utils import log_added, progress, store, store_params
+from .._params import CorrelationsSettings, upstream_of
+from .._utils import log_added, progress, store
 from .._validate import (
     check_adata,
     check_choice,
@@ -253,28 +255,21 @@ def correlations(
             "n_dense_removed": np.array([s.n_dense for s in per_locality], dtype=np.int64),
         },
     )
-    for stale in ("modules", "module_genes", "locality_activity", "module_stats", "locality_composition"):
-        adata.uns[key].pop(stale, None)
-    adata.obsm.pop(keys.obsm_activity, None)
-    store_params(
-        adata,
-        key,
-        "correlations",
-        dict(
-            layer=layer,
-            genes=gene_source,
-            fdr=fdr,
-            alternative=alternative,
-            min_detected=min_detected,
-            min_abs_r=min_abs_r,
-            max_partners=max_partners,
-            remove_dense=bool(remove_dense),
-            fdr_scope=fdr_scope,
-            partial_out=partial_out,
-            n_partial_components=n_partial_components,
-            random_state=random_state,
-        ),
-    )
+    invalidate(adata, key, "correlations")
+    CorrelationsSettings(
+        layer=layer,
+        genes=gene_source,
+        fdr=fdr,
+        alternative=alternative,
+        min_detected=min_detected,
+        min_abs_r=min_abs_r,
+        max_partners=max_partners,
+        remove_dense=bool(remove_dense),
+        fdr_scope=fdr_scope,
+        partial_out=partial_out,
+        n_partial_components=n_partial_components,
+        random_state=random_state,
+    ).store(adata, key, upstream=upstream_of(adata, key, "localities"), result=(sketch, pairs))
     log_added(
         f"{int(n_found.sum())} significant associations ({sketch.shape[1]} distinct pairs) "
         f"from {int(n_tests.sum())} tests",

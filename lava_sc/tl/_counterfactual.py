@@ -11,7 +11,8 @@ from scanpy import logging as logg
 from .._core import counterfactual as cf
 from .._core.distributed import is_dask
 from .._keys import DAC_KEY
-from .._utils import log_added, store, store_params
+from .._params import store_params
+from .._utils import log_added, store
 from .._validate import (
     check_adata,
     check_choice,

@@ -11,7 +11,8 @@ from scipy.stats import hypergeom
 
 from .._core.stats import benjamini_hochberg
 from .._keys import DEFAULT_KEY, Keys
-from .._utils import log_added, store, store_params
+from .._params import store_params
+from .._utils import log_added, store
 from .._validate import check_adata, check_int, check_key
 from ..io import as_gene_sets
 

@@ -8,7 +8,8 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core.attribution import METHODS, SelfInnerProduct
-from .._utils import log_added, store_params
+from .._params import store_params
+from .._utils import log_added
 from .._validate import check_adata, check_choice, check_int, check_key, check_not_lava_slot
 from ._corpus_attribution import (
     GROUPS,

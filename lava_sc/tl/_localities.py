@@ -5,9 +5,11 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import invalidate
 from .._core.localities import find_localities, n_localities_for
 from .._keys import DEFAULT_KEY, Keys
-from .._utils import log_added, progress, store, store_params
+from .._params import LocalitiesSettings
+from .._utils import log_added, progress, store
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, resolve_basis
 
 
@@ -130,7 +132,7 @@ def localities(
     )
     keys = Keys(key)
     adata.obsm[keys.obsm_localities] = membership
-    adata.uns[keys.uns] = {}  # new localities invalidate correlations and modules stored under this key
+    invalidate(adata, key, "localities")
     store(
         adata,
         key,
@@ -146,22 +148,15 @@ def localities(
         },
     )
     adata.obs[keys.obs_in_degree] = result.in_degree.astype(np.float64)
-    store_params(
-        adata,
-        key,
-        "localities",
-        dict(
-            basis=basis,
-            n_cells=n_cells,
-            overlap=overlap,
-            max_evaluations=max_evaluations,
-            knn_method=knn_method,
-            max_exact_cells=max_exact_cells,
-            random_state=random_state,
-        ),
-    )
-    for stale in (keys.obsm_activity,):
-        adata.obsm.pop(stale, None)
+    LocalitiesSettings(
+        basis=basis,
+        n_cells=n_cells,
+        overlap=overlap,
+        max_evaluations=max_evaluations,
+        knn_method=knn_method,
+        max_exact_cells=max_exact_cells,
+        random_state=random_state,
+    ).store(adata, key, result=(result.probes, membership))
     log_added(
         f"{n_loc} localities (alpha={result.alpha:.2f}, beta={result.beta:.2f}, "
         f"{int((result.coverage == 0).sum())} cells uncovered)",

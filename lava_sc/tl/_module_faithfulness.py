@@ -10,7 +10,8 @@ from scanpy import logging as logg
 from .._core import counterfactual as cf
 from .._core.stats import benjamini_hochberg
 from .._keys import DEFAULT_KEY, FAITHFULNESS_KEY, Keys
-from .._utils import log_added, store, store_params
+from .._params import store_params
+from .._utils import log_added, store
 from .._validate import check_adata, check_int, check_key, check_key_added_differs, check_not_lava_slot, require
 from ._counterfactual import prepare
 

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import invalidate
 from .._core.correlations import gene_matrix
 from .._core.distributed import gather_columns, is_dask
 from .._core.knn import NeighbourIndex
@@ -20,7 +21,8 @@ from .._core.modules import (
 )
 from .._core.score import module_set_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
-from .._utils import log_added, progress, restore_on_error, store, store_params
+from .._params import CorrelationsSettings, LocalitiesSettings, ModulesSettings, upstream_of
+from .._utils import log_added, progress, restore_on_error, store
 from .._validate import (
     check_adata,
     check_choice,
@@ -231,6 +233,7 @@ def modules(
             stats = stats.iloc[keep].reset_index(drop=True)
             stats["module"] = names
         stats.insert(1, "n_genes", gene_table.groupby("module", observed=False).size().reindex(names).to_numpy())
+        invalidate(adata, key, "modules")
         store(
             adata,
             key,
@@ -241,28 +244,26 @@ def modules(
         )
         if composition is not None:
             store(adata, key, locality_composition=composition)
-        else:
-            adata.uns[key].pop("locality_composition", None)
         adata.obsm[keys.obsm_activity] = pd.DataFrame(cell_act, index=adata.obs_names.copy(), columns=names)
-        store_params(
+        ModulesSettings(
+            method=method,
+            resolution=resolution,
+            rank=rank,
+            min_support=min_support,
+            min_support_used=int(min_support_used),
+            min_genes=min_genes,
+            max_genes=max_genes,
+            merge_overlap=merge_overlap,
+            n_neighbors=n_neighbors,
+            groupby=groupby,
+            between_populations=between_populations,
+            n_between_population=len(dropped),
+            random_state=random_state,
+        ).store(
             adata,
             key,
-            "modules",
-            dict(
-                method=method,
-                resolution=resolution,
-                rank=rank,
-                min_support=min_support,
-                min_support_used=int(min_support_used),
-                min_genes=min_genes,
-                max_genes=max_genes,
-                merge_overlap=merge_overlap,
-                n_neighbors=n_neighbors,
-                groupby=groupby,
-                between_populations=between_populations,
-                n_between_population=len(dropped),
-                random_state=random_state,
-            ),
+            upstream=upstream_of(adata, key, "localities", "correlations"),
+            result=(table, adata.obsm[keys.obsm_activity]),
         )
         log_added(
             f"{len(names)} modules from {len(recurring)} pairs found in >= {min_support_used} localities",
@@ -371,14 +372,9 @@ def locality_activity(
     n_loc = membership.shape[1]
     if not names:
         return np.zeros((n_loc, 0))
-    params = adata.uns[key]["params"]["correlations"]
-    layer = params["layer"]
-    layer = None if layer == "None" else layer
-    partial_out = params["partial_out"]
-    partial_out = None if isinstance(partial_out, str) and partial_out == "None" else partial_out
-    if isinstance(partial_out, np.ndarray):
-        partial_out = [str(p) for p in partial_out]
-    covariates = covariate_matrix(adata, partial_out, int(params["n_partial_components"]))
+    params = CorrelationsSettings.read(adata, key)
+    layer = params.layer
+    covariates = covariate_matrix(adata, params.partial_out, params.n_partial_components)
     if extra_covariates is not None:
         covariates = extra_covariates if covariates is None else np.column_stack([covariates, extra_covariates])
     used = np.unique(np.concatenate([table["gene_a"], table["gene_b"]]))
@@ -399,7 +395,7 @@ def locality_activity(
             table["module"].cat.codes.to_numpy(),
             table["weight"].to_numpy(),
             len(names),
-            min_detected=float(params["min_detected"]),
+            min_detected=params.min_detected,
             covariates=covariates,
             progress=bar.update,
         )
@@ -408,7 +404,7 @@ def locality_activity(
 
 def nearest_probe(adata: AnnData, key: str) -> np.ndarray:
     """Index of the probe nearest each cell in the embedding the localities were placed on."""
-    basis = str(adata.uns[key]["params"]["localities"]["basis"])
+    basis = LocalitiesSettings.read(adata, key).basis
     probes = np.asarray(adata.uns[key]["probes"])
     index = NeighbourIndex(probes, method="exact")
     idx, _ = index.query(embedding(adata, basis), 1)

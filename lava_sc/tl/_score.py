@@ -15,7 +15,8 @@ from .._core.distributed import gather_columns, is_dask
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names
-from .._utils import log_added, progress, restore_on_error, store_params
+from .._params import LocalitiesSettings, store_params, upstream_of
+from .._utils import log_added, progress, restore_on_error
 from .._validate import (
     check_adata,
     check_float,
@@ -173,10 +174,12 @@ def score(
                 modules=pairs.source,
                 layer=layer,
                 min_detected=min_detected,
-                basis=str(adata.uns[key]["params"]["localities"]["basis"]),
+                basis=LocalitiesSettings.read(adata, key).basis,
                 random_state=random_state,
                 n_pairs=len(pairs.gene_a),
             ),
+            upstream=upstream_of(adata, key_added, "localities", other_key=key),
+            result=(loc_act, cell_act),
         )
         log_added(
             f"{len(pairs.names)} module scores",

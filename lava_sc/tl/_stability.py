@@ -15,7 +15,8 @@ from scanpy import logging as logg
 
 from .._core.stability import KNN_OVERLAP_K, activity_correlation, knn_overlap_distance, match_modules
 from .._keys import DEFAULT_KEY, STABILITY_KEY, Keys
-from .._utils import log_added, progress, serialisable
+from .._params import PIPELINE, decode, encode
+from .._utils import log_added, progress
 from .._validate import check_adata, check_float, check_int, check_key, embedding, resolve_basis
 from ._correlations import correlations
 from ._localities import default_n_cells, localities
@@ -47,35 +48,7 @@ EMBEDDING_FACTORS: dict[str, tuple[bool, dict]] = {
 }
 
 #: parameters of each LAVA stage that are taken over from the reference run (``uns[key]["params"]``)
-STAGE_PARAMS = {
-    "localities": ("n_cells", "overlap", "max_evaluations", "knn_method", "max_exact_cells", "random_state"),
-    "correlations": (
-        "layer",
-        "fdr",
-        "alternative",
-        "min_detected",
-        "min_abs_r",
-        "max_partners",
-        "remove_dense",
-        "fdr_scope",
-        "partial_out",
-        "n_partial_components",
-        "random_state",
-    ),
-    "modules": (
-        "method",
-        "resolution",
-        "rank",
-        "min_support",
-        "min_genes",
-        "max_genes",
-        "merge_overlap",
-        "n_neighbors",
-        "groupby",
-        "between_populations",
-        "random_state",
-    ),
-}
+STAGE_PARAMS = {settings.STEP: settings.argument_names() for settings in PIPELINE}
 
 EFFECT_COLUMNS = [
     "factor",
@@ -299,7 +272,7 @@ def stability(
         "kendall_note": note,
         "n_modules_reference": len(reference.genes),
         "reference": "stored" if lava_ref.stored else "computed",
-        "params": serialisable(
+        "params": encode(
             {
                 "key": key,
                 "basis": basis,
@@ -366,17 +339,6 @@ def check_vary(vary, *, n_obs: int) -> dict[str, list]:
 # --- settings --------------------------------------------------------------------------------------
 
 
-def _none(value):
-    """Stored params write None as "None"; arrays of strings come back from h5ad as ndarrays."""
-    if isinstance(value, str) and value == "None":
-        return None
-    if isinstance(value, np.ndarray):
-        return [v.item() if isinstance(v, np.generic) else v for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 @dataclass(frozen=True)
 class LavaSettings:
     """Keyword arguments of the three LAVA steps, plus the tested genes of the reference."""
@@ -414,10 +376,10 @@ def reference_settings(adata: AnnData, key: str, basis: str, random_state: int) 
     params = slot.get(Keys.params, {})
     params = params if isinstance(params, Mapping) else {}
     stages: dict[str, dict] = {}
-    for stage, names in STAGE_PARAMS.items():
-        stored = params.get(stage, {})
-        stages[stage] = {n: _none(stored[n]) for n in names if isinstance(stored, Mapping) and n in stored}
-        stages[stage].setdefault("random_state", random_state)
+    for settings in PIPELINE:
+        recorded = settings.read(adata, key) if isinstance(params.get(settings.STEP), Mapping) else None
+        stages[settings.STEP] = {} if recorded is None else recorded.arguments()
+        stages[settings.STEP].setdefault("random_state", random_state)
     keys = Keys(key)
     stored = (
         Keys.module_genes in slot
@@ -426,7 +388,7 @@ def reference_settings(adata: AnnData, key: str, basis: str, random_state: int) 
         and Keys.genes in slot
     )
     if stored:
-        used = str(_none(params["localities"].get("basis", basis)))
+        used = str(decode(params["localities"].get("basis", basis)))
         if used != basis:
             raise ValueError(
                 f"The LAVA results under key {key!r} were computed on {used!r}, not on `basis`={basis!r}; "
@@ -473,18 +435,18 @@ def embedding_settings(adata: AnnData) -> EmbeddingSettings:
     nparams = neighbours.get("params", {}) if isinstance(neighbours, Mapping) else {}
     umap = adata.uns.get("umap", {})
     uparams = umap.get("params", {}) if isinstance(umap, Mapping) else {}
-    a, b = _none(uparams.get("a")), _none(uparams.get("b"))
-    use_rep = _none(nparams.get("use_rep"))
-    n_pcs = _none(nparams.get("n_pcs"))
+    a, b = decode(uparams.get("a")), decode(uparams.get("b"))
+    use_rep = decode(nparams.get("use_rep"))
+    n_pcs = decode(nparams.get("n_pcs"))
     return EmbeddingSettings(
-        n_neighbors=int(_none(nparams.get("n_neighbors", 15))),
+        n_neighbors=int(decode(nparams.get("n_neighbors", 15))),
         n_pcs=None if n_pcs is None else int(n_pcs),
         use_rep=None if use_rep is None else str(use_rep),
-        metric=str(_none(nparams.get("metric", "euclidean"))),
-        neighbors_seed=int(_none(nparams.get("random_state", 0))),
+        metric=str(decode(nparams.get("metric", "euclidean"))),
+        neighbors_seed=int(decode(nparams.get("random_state", 0))),
         umap_a=None if a is None else float(a),
         umap_b=None if b is None else float(b),
-        umap_seed=int(_none(uparams.get("random_state", 0))),
+        umap_seed=int(decode(uparams.get("random_state", 0))),
     )
 
 

@@ -5,6 +5,7 @@ import scipy.sparse as sp
 from sklearn.metrics import roc_auc_score
 
 import lava_sc as lv
+from lava_sc._params import PIPELINE, CorrelationsSettings
 
 
 def gene_sets(adata, key="lava"):
@@ -174,7 +175,9 @@ def test_results_round_trip(planted_lava, tmp_path, fmt):
     a, b = back.uns["lava"]["sketch"], planted_lava.uns["lava"]["sketch"]
     assert sp.issparse(a) and (a != b).nnz == 0
     assert (back.obsm["lava_localities"] != planted_lava.obsm["lava_localities"]).nnz == 0
-    assert back.uns["lava"]["params"]["correlations"]["layer"] == "None"
+    for settings in PIPELINE:  # the typed settings read back exactly, None included
+        assert settings.read(back, "lava") == settings.read(planted_lava, "lava")
+    assert CorrelationsSettings.read(back, "lava").layer is None
 
 
 def test_no_modules_gives_empty_but_valid_results(planted):
