@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import cell_mask as any_cell_mask
+from .._adata import dense_block, gene_positions
 from .._core.attribution import (
     EPS,
     MAX_ELEMENTS,
@@ -287,66 +289,11 @@ def check_bool(name: str, value) -> bool:
 
 
 def cell_mask(adata: AnnData, spec, what: str) -> tuple[np.ndarray, str]:
-    """A boolean mask over cells and a short description from any accepted cell selection (see corpus_attribution)."""
-    n = adata.n_obs
+    """A boolean mask over cells and a short description: a module region dict, or any selection of
+    :func:`lava_sc._adata.cell_mask`."""
     if isinstance(spec, Mapping):
         return module_region(adata, spec, what)
-    if isinstance(spec, tuple):
-        if len(spec) != 2 or not isinstance(spec[0], str):
-            raise TypeError(
-                f"`{what}` as a tuple must be (obs_column, level) or (obs_column, [levels]), e.g. "
-                f"('cell_type', 'PT'); got {spec!r}."
-            )
-        column, levels = spec
-        if column not in adata.obs.columns:
-            raise KeyError(f"`{what}`: column {column!r} not in adata.obs (available: {list(adata.obs.columns)}).")
-        levels = [levels] if isinstance(levels, str) or np.ndim(levels) == 0 else list(levels)
-        values = adata.obs[column]
-        present = set(pd.unique(values.dropna()).tolist())
-        missing = [lv for lv in levels if lv not in present]
-        if missing:
-            shown = sorted(map(str, present))[:20]
-            raise ValueError(f"`{what}`: level(s) {missing} not found in adata.obs[{column!r}] (levels: {shown}).")
-        mask = values.isin(levels).to_numpy(dtype=bool)
-        return mask, f"{column} in {[str(lv) for lv in levels]}"
-    if isinstance(spec, str):
-        if spec not in adata.obs.columns:
-            raise KeyError(
-                f"`{what}`: {spec!r} is not a column of adata.obs; pass a boolean obs column, a tuple "
-                "(obs_column, level), a module dict {'module': 'M1'} or a boolean mask."
-            )
-        values = adata.obs[spec]
-        if values.dtype != bool:
-            raise TypeError(
-                f"`{what}`: adata.obs[{spec!r}] is not boolean (dtype {values.dtype}); to select its levels pass "
-                f"a tuple, e.g. ({spec!r}, level)."
-            )
-        return values.to_numpy(dtype=bool), f"obs[{spec!r}]"
-    values = spec.to_numpy() if isinstance(spec, (pd.Series, pd.Index)) else np.asarray(spec)
-    if values.ndim != 1:
-        raise ValueError(
-            f"`{what}` must be one-dimensional (a mask, positions or obs names), got shape {values.shape}."
-        )
-    if values.dtype == bool:
-        if len(values) != n:
-            raise ValueError(f"`{what}` as a boolean mask must have one entry per cell ({n}), got {len(values)}.")
-        return values.copy(), "boolean mask"
-    mask = np.zeros(n, dtype=bool)
-    if values.dtype.kind in "iu":
-        if len(values) and (values.min() < -n or values.max() >= n):
-            raise IndexError(f"`{what}` has cell positions outside 0..{n - 1}.")
-        mask[values] = True
-        return mask, f"{len(np.unique(values % n))} cell positions"
-    if values.dtype.kind in "OUS":
-        idx = adata.obs_names.get_indexer(values.astype(str))
-        if (idx < 0).any():
-            raise KeyError(f"`{what}`: obs names not in adata.obs_names, e.g. {values[idx < 0][:3].tolist()}.")
-        mask[idx] = True
-        return mask, f"{int(mask.sum())} named cells"
-    raise TypeError(
-        f"`{what}` must be a boolean mask, positions, obs names, a boolean obs column, a tuple (obs_column, level) "
-        f"or a module dict {{'module': 'M1'}}; got {type(spec).__name__}."
-    )
+    return any_cell_mask(adata, spec, what)
 
 
 def module_region(adata: AnnData, spec: Mapping, what: str) -> tuple[np.ndarray, str]:
@@ -437,7 +384,7 @@ def prepare(adata: AnnData, *, encoder, baseline, layer, genes) -> Setup:
     if genes is None:
         gene_idx = default_genes
     else:
-        gene_idx = gene_indices(adata, genes)
+        gene_idx = gene_positions(adata, genes)
         if isinstance(encoder, str):
             outside = np.setdiff1d(gene_idx, enc.genes)
             if len(outside):
@@ -503,7 +450,7 @@ def check_pca(adata: AnnData, values, enc: LinearEncoder) -> None:
     if stored is None or np.shape(stored) != (adata.n_obs, enc.n_components):
         return
     idx = np.arange(min(200, adata.n_obs))
-    ours = enc(dense_rows(values, idx))
+    ours = enc(dense_block(values, idx))
     ref = np.asarray(stored[idx], dtype=np.float64)
     gap = float(np.abs(ours - ref).max()) / max(float(np.abs(ref).max()), EPS)
     if gap > PCA_MISMATCH:
@@ -512,36 +459,6 @@ def check_pca(adata: AnnData, values, enc: LinearEncoder) -> None:
             "was sc.pp.pca run on another layer or on scaled data (sc.pp.scale), or was adata subset after it? "
             "Attributions explain the projection of the expression passed (`layer=`); rerun sc.pp.pca on it."
         )
-
-
-def gene_indices(adata: AnnData, genes) -> np.ndarray:
-    values = np.asarray(genes)
-    if values.ndim == 0:
-        values = values[None]
-    if values.dtype == bool:
-        if values.shape != (adata.n_vars,):
-            raise ValueError(f"`genes` as a boolean mask must have one entry per gene ({adata.n_vars}).")
-        idx = np.flatnonzero(values)
-    else:
-        idx = adata.var_names.get_indexer(values.astype(str))
-        if (idx < 0).any():
-            raise KeyError(f"`genes` not in adata.var_names: {values[idx < 0][:5].tolist()}.")
-        idx = np.unique(idx)
-    if len(idx) == 0:
-        raise ValueError("`genes` selects no gene; pass at least one gene name.")
-    return idx
-
-
-def dense_rows(values, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` of the expression as a dense float64 array."""
-    idx = np.asarray(idx)
-    if is_dask(values):
-        block = values[idx].compute()
-    else:
-        block = values[idx]
-    if sp.issparse(block):
-        block = block.toarray()
-    return np.asarray(block, dtype=np.float64)
 
 
 def column_means(values, cols: np.ndarray | None = None) -> np.ndarray:
@@ -574,7 +491,7 @@ def chunk_size(setup: Setup, method: str, n_steps: int) -> int:
 def represent(setup: Setup, idx: np.ndarray) -> np.ndarray:
     """Representations ``f(x)`` of the cells ``idx``."""
     size = chunk_size(setup, "gradient_x_input", 1)
-    parts = [encode(setup.encoder, dense_rows(setup.values, idx[s : s + size])) for s in range(0, len(idx), size)]
+    parts = [encode(setup.encoder, dense_block(setup.values, idx[s : s + size])) for s in range(0, len(idx), size)]
     return np.vstack(parts)
 
 
@@ -610,7 +527,7 @@ def run_attribution(
     with progress(len(explained), "attribution") as bar:
         for s in range(0, len(explained), size):
             sl = slice(s, min(len(explained), s + size))
-            X = dense_rows(setup.values, explained[sl])
+            X = dense_block(setup.values, explained[sl])
             target, rows = target_for(X)
             attr, t_x, t_b = attribute(
                 setup.encoder, target, X, setup.baseline, rows, setup.genes, method=method, n_steps=n_steps

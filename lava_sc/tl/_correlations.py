@@ -8,7 +8,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import invalidate
+from .._adata import covariates as covariate_rows
+from .._adata import gene_positions, highly_variable, invalidate
 from .._core import distributed
 from .._core.correlations import (
     LocalitySketch,
@@ -191,7 +192,7 @@ def correlations(
     gene_idx, gene_source = select_genes(adata, values, genes)
     lazy = distributed.is_dask(values)
     matrix = values[:, gene_idx].astype(np.float32) if lazy else gene_matrix(values, gene_idx)
-    covariates = covariate_matrix(adata, partial_out, n_partial_components)
+    covariates = covariate_rows(adata, partial_out, n_partial_components)
 
     n_loc, n_genes = membership.shape[1], len(gene_idx)
     n_threads = check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes, 1 if lazy else n_threads)
@@ -336,7 +337,9 @@ def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:
     if not var_names.is_unique:
         raise ValueError("adata.var_names has duplicates; run adata.var_names_make_unique() first.")
     if genes is not None:
-        idx = explicit_genes(var_names, genes)
+        if isinstance(genes, str):  # pairs need two genes: one string is a column name or a slip
+            raise TypeError("`genes` must be a list of gene names or a boolean mask, not a single string.")
+        idx = gene_positions(adata, genes)
         variance = column_variance(values, idx)
         constant = var_names[idx][variance <= 0]
         if len(constant):
@@ -345,9 +348,8 @@ def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:
                 "remove them from `genes`."
             )
         source = "custom"
-    elif "highly_variable" in adata.var and adata.var["highly_variable"].astype(bool).sum() >= 2:
-        idx = np.flatnonzero(adata.var["highly_variable"].to_numpy().astype(bool))
-        idx = idx[column_variance(values, idx) > 0]
+    elif (hv := highly_variable(adata, min_genes=2)) is not None:
+        idx = hv[column_variance(values, hv) > 0]
         source = "highly_variable"
     else:
         all_idx = np.arange(adata.n_vars)
@@ -363,66 +365,12 @@ def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:
     return idx, source
 
 
-def explicit_genes(var_names: pd.Index, genes) -> np.ndarray:
-    if isinstance(genes, str):
-        raise TypeError("`genes` must be a list of gene names or a boolean mask, not a single string.")
-    arr = np.asarray(genes)
-    if arr.dtype == bool:
-        if arr.shape != (len(var_names),):
-            raise ValueError(
-                f"Boolean `genes` mask has length {arr.size}; it must have one entry per gene ({len(var_names)})."
-            )
-        return np.flatnonzero(arr)
-    names = pd.Index(arr.astype(str))
-    if names.has_duplicates:
-        raise ValueError(
-            f"`genes` lists some genes twice (e.g. {list(names[names.duplicated()][:5])}); pass each once."
-        )
-    missing = names.difference(var_names)
-    if len(missing):
-        raise KeyError(f"{len(missing)} gene(s) not in adata.var_names (e.g. {list(missing[:5])}); check the names.")
-    return np.sort(var_names.get_indexer(names))
-
-
 def column_variance(values, idx: np.ndarray) -> np.ndarray:
     if distributed.is_dask(values):
         return distributed.column_variance(values[:, idx])
     if sp.issparse(values):
         return core_column_variance(values)[idx]
     return np.asarray(values[:, idx], dtype=np.float64).var(axis=0)
-
-
-def covariate_matrix(adata: AnnData, partial_out, n_components: int) -> np.ndarray | None:
-    """Covariates to partial out, one row per cell (None when not requested)."""
-    if partial_out is None:
-        return None
-    if isinstance(partial_out, str) and partial_out in adata.obsm:
-        cov = np.asarray(adata.obsm[partial_out])
-        if cov.dtype.kind not in "biuf" or cov.ndim != 2:
-            raise TypeError(
-                f"`partial_out`: adata.obsm[{partial_out!r}] must be a numeric cells x components matrix "
-                f"(got dtype {cov.dtype}, shape {cov.shape}); pass a numeric representation such as 'X_pca'."
-            )
-        cov = cov[:, :n_components].astype(np.float64)
-    else:
-        columns = [partial_out] if isinstance(partial_out, str) else list(partial_out)
-        missing = [c for c in columns if c not in adata.obs]
-        if missing:
-            raise KeyError(
-                f"`partial_out` {missing} is neither an obsm key ({list(adata.obsm.keys())}) nor an obs column; "
-                "run sc.pp.pca(adata) for 'X_pca' or name existing obs columns."
-            )
-        parts = []
-        for c in columns:
-            col = adata.obs[c]
-            if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype == bool:
-                parts.append(pd.get_dummies(col.astype(str), drop_first=True).to_numpy(dtype=np.float64))
-            else:
-                parts.append(col.to_numpy(dtype=np.float64)[:, None])
-        cov = np.column_stack(parts) if parts else np.zeros((adata.n_obs, 0))
-    if not np.isfinite(cov).all():
-        raise ValueError("`partial_out` covariates contain NaN or inf; fill or drop those cells first.")
-    return cov
 
 
 def assemble_sketch(per_locality, n_genes: int) -> tuple[sp.csr_matrix, pd.DataFrame]:

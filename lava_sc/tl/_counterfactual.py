@@ -4,12 +4,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import cell_mask, dense_block, gene_positions, highly_variable
 from .._core import counterfactual as cf
-from .._core.distributed import is_dask
 from .._keys import DAC_KEY
 from .._params import store_params
 from .._utils import log_added, store
@@ -307,12 +306,12 @@ def prepare(
     random_state = check_int("random_state", random_state, low=0)
     if not adata.var_names.is_unique:
         raise ValueError("adata.var_names has duplicates; run adata.var_names_make_unique() first.")
-    group_a, group_b, in_a, in_b = _groups(adata, groupby, group_a, group_b, _cell_mask(adata, cells))
+    group_a, group_b, in_a, in_b = _groups(adata, groupby, group_a, group_b, cell_mask(adata, cells)[0])
     gene_idx = _gene_index(adata, genes)
     values = expression(adata, layer)
     rows_a, rows_b = np.flatnonzero(in_a), np.flatnonzero(in_b)
     rows = np.r_[rows_a, rows_b]
-    x_all = _dense(values, rows, gene_idx)
+    x_all = dense_block(values, rows, gene_idx)
     y = np.r_[np.ones(len(rows_a), dtype=np.int64), np.zeros(len(rows_b), dtype=np.int64)]
 
     model = cf.fit_classifier(x_all, y, C=C, random_state=random_state)
@@ -372,36 +371,6 @@ def prepare(
     )
 
 
-def _cell_mask(adata: AnnData, cells) -> np.ndarray:
-    """``cells`` as a boolean mask over the cells (all True for None)."""
-    if cells is None:
-        return np.ones(adata.n_obs, dtype=bool)
-    if isinstance(cells, str):
-        cells = [cells]
-    if isinstance(cells, pd.Series) and cells.dtype == bool:
-        if not cells.index.equals(adata.obs_names):
-            cells = cells.reindex(adata.obs_names)
-            if cells.isna().any():
-                raise ValueError("`cells` is a boolean Series whose index does not cover adata.obs_names.")
-        return cells.to_numpy(dtype=bool)
-    arr = np.asarray(cells)
-    if arr.dtype == bool:
-        if arr.shape != (adata.n_obs,):
-            raise ValueError(
-                f"`cells` as a boolean mask must have one entry per cell ({adata.n_obs}), got {arr.shape}."
-            )
-        return arr.copy()
-    if arr.dtype.kind in "OUS":
-        idx = adata.obs_names.get_indexer(arr.astype(str))
-        if (idx < 0).any():
-            missing = arr[idx < 0][:5].tolist()
-            raise KeyError(f"{int((idx < 0).sum())} of `cells` are not obs names (e.g. {missing}).")
-        mask = np.zeros(adata.n_obs, dtype=bool)
-        mask[idx] = True
-        return mask
-    raise TypeError(f"`cells` must be a boolean mask over the cells, obs names or None, got {type(cells).__name__}.")
-
-
 def _groups(adata: AnnData, groupby, group_a, group_b, mask: np.ndarray):
     """The two levels as strings and boolean masks of their cells (within ``mask``)."""
     check_obs_column(adata, groupby, "groupby")
@@ -430,40 +399,9 @@ def _groups(adata: AnnData, groupby, group_a, group_b, mask: np.ndarray):
 def _gene_index(adata: AnnData, genes) -> np.ndarray:
     """Positions of the classifier's genes in ``var_names`` (default: highly variable, else all)."""
     if genes is None:
-        hv = adata.var.get("highly_variable")
-        if hv is not None and hv.dtype == bool and hv.any():
-            return np.flatnonzero(hv.to_numpy())
-        return np.arange(adata.n_vars)
-    if isinstance(genes, str):
-        genes = [genes]
-    arr = np.asarray(genes)
-    if arr.dtype == bool:
-        if arr.shape != (adata.n_vars,):
-            raise ValueError(
-                f"`genes` as a boolean mask must have one entry per gene ({adata.n_vars}), got {arr.shape}."
-            )
-        idx = np.flatnonzero(arr)
-    else:
-        idx = adata.var_names.get_indexer(arr.astype(str))
-        if (idx < 0).any():
-            missing = arr[idx < 0][:5].tolist()
-            raise KeyError(f"{int((idx < 0).sum())} of `genes` are not in adata.var_names (e.g. {missing}).")
-        idx = np.unique(idx)
-    if len(idx) < 2:
-        raise ValueError(f"`genes` selects {len(idx)} gene(s); the classifier needs at least 2.")
-    return idx
-
-
-def _dense(values, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Selected rows and columns of the expression as a dense float64 array."""
-    order = np.argsort(rows, kind="stable")
-    block = values[rows[order]][:, cols]
-    if is_dask(block):
-        block = block.compute()
-    block = block.toarray() if sp.issparse(block) else np.asarray(block)
-    out = np.empty(block.shape, dtype=np.float64)
-    out[order] = block
-    return out
+        hv = highly_variable(adata)
+        return np.arange(adata.n_vars) if hv is None else hv
+    return gene_positions(adata, genes, min_genes=2, purpose="the classifier")
 
 
 def _pca_coordinates(adata: AnnData, rows, x_all, model, n_pcs: int, random_state: int):

@@ -10,16 +10,17 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import covariates as covariate_matrix
+from .._adata import nearest_probe
 from .._core.correlations import gene_matrix
 from .._core.distributed import gather_columns, is_dask
 from .._core.score import module_set_activity
 from .._core.stats import benjamini_hochberg as bh
 from .._core.stats import welch_treat
 from .._keys import DEFAULT_KEY, Keys, module_names
-from .._utils import log_added, progress, store, store_params
+from .._params import store_params
+from .._utils import log_added, progress, store
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, check_obs_column, expression
-from ._correlations import covariate_matrix
-from ._modules import nearest_probe
 from ._score import ModulePairs, pairs_from_table
 
 #: level names taken as the reference when ``reference=None`` (case-insensitive, in this order)

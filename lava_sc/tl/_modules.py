@@ -6,10 +6,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import invalidate
-from .._core.correlations import gene_matrix
-from .._core.distributed import gather_columns, is_dask
-from .._core.knn import NeighbourIndex
+from .._adata import covariates, ensure_localities, gene_columns, invalidate, nearest_probe
 from .._core.modules import (
     cell_activity,
     gene_scores,
@@ -21,7 +18,7 @@ from .._core.modules import (
 )
 from .._core.score import module_set_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
-from .._params import CorrelationsSettings, LocalitiesSettings, ModulesSettings, upstream_of
+from .._params import CorrelationsSettings, ModulesSettings, upstream_of
 from .._utils import log_added, progress, restore_on_error, store
 from .._validate import (
     check_adata,
@@ -30,13 +27,11 @@ from .._validate import (
     check_int,
     check_key,
     check_localities,
-    embedding,
     expression,
     require,
 )
 from ..get._composition import composition_entry, composition_table
-from ._correlations import correlations, covariate_matrix
-from ._localities import localities
+from ._correlations import correlations
 from ._populations import (
     between_population_modules,
     group_codes,
@@ -160,8 +155,7 @@ def modules(
     adata = adata.copy() if copy else adata
     with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
         keys = Keys(key)
-        if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or "probes" not in adata.uns[key]:
-            localities(adata, basis, random_state=random_state, key_added=key)
+        ensure_localities(adata, key, basis, random_state)
         if "sketch" not in adata.uns[key]:
             correlations(adata, layer=layer, key=key, random_state=random_state)
         require(adata, key, "sketch", "correlations")
@@ -373,15 +367,12 @@ def locality_activity(
     if not names:
         return np.zeros((n_loc, 0))
     params = CorrelationsSettings.read(adata, key)
-    layer = params.layer
-    covariates = covariate_matrix(adata, params.partial_out, params.n_partial_components)
+    cov = covariates(adata, params.partial_out, params.n_partial_components)
     if extra_covariates is not None:
-        covariates = extra_covariates if covariates is None else np.column_stack([covariates, extra_covariates])
-    used = np.unique(np.concatenate([table["gene_a"], table["gene_b"]]))
-    values = expression(adata, layer)
-    used_idx = adata.var_names.get_indexer(used)
-    matrix = gather_columns(values, used_idx) if is_dask(values) else gene_matrix(values, used_idx)
-    used_index = pd.Index(used)
+        cov = extra_covariates if cov is None else np.column_stack([cov, extra_covariates])
+    matrix, used_index = gene_columns(
+        expression(adata, params.layer), adata.var_names, np.concatenate([table["gene_a"], table["gene_b"]])
+    )
     # a locality that lost its cells to adata[mask] has no correlation: activity 0
     sizes = np.diff(membership.indptr)
     live = np.flatnonzero(sizes >= 3)
@@ -396,16 +387,7 @@ def locality_activity(
             table["weight"].to_numpy(),
             len(names),
             min_detected=params.min_detected,
-            covariates=covariates,
+            covariates=cov,
             progress=bar.update,
         )
     return out
-
-
-def nearest_probe(adata: AnnData, key: str) -> np.ndarray:
-    """Index of the probe nearest each cell in the embedding the localities were placed on."""
-    basis = LocalitiesSettings.read(adata, key).basis
-    probes = np.asarray(adata.uns[key]["probes"])
-    index = NeighbourIndex(probes, method="exact")
-    idx, _ = index.query(embedding(adata, basis), 1)
-    return idx[:, 0]

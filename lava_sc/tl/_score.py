@@ -10,8 +10,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._core.correlations import gene_matrix
-from .._core.distributed import gather_columns, is_dask
+from .._adata import ensure_localities, gene_columns, nearest_probe
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
 from .._keys import DEFAULT_KEY, Keys, locality_names
@@ -28,8 +27,6 @@ from .._validate import (
     expression,
 )
 from ..io import as_gene_sets
-from ._localities import localities
-from ._modules import nearest_probe
 
 #: largest gene set scored through all of its pairs (a set of g genes has g (g - 1) / 2 pairs)
 MAX_SET_GENES = 1000
@@ -151,9 +148,7 @@ def score(
     adata = adata.copy() if copy else adata
     with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
         keys = Keys(key)
-        if keys.uns not in adata.uns or keys.obsm_localities not in adata.obsm or Keys.probes not in adata.uns[key]:
-            logg.info(f"    no localities under key {key!r}: computing them with lava_sc.tl.localities on {basis!r}")
-            localities(adata, basis, random_state=random_state, key_added=key)
+        ensure_localities(adata, key, basis, random_state)
         check_localities(adata, key)
         membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
         if membership.shape[0] != adata.n_obs:
@@ -328,10 +323,7 @@ def drop_missing(pairs: ModulePairs, var_names: pd.Index) -> ModulePairs:
 
 def locality_activity(values, var_names: pd.Index, membership: sp.csc_matrix, pairs: ModulePairs, min_detected):
     """Localities x modules weighted mean correlation; NaN for modules without pairs."""
-    used = np.unique(np.concatenate([pairs.gene_a, pairs.gene_b]))
-    used_idx = var_names.get_indexer(used)
-    matrix = gather_columns(values, used_idx) if is_dask(values) else gene_matrix(values, used_idx)
-    used_index = pd.Index(used)
+    matrix, used_index = gene_columns(values, var_names, np.concatenate([pairs.gene_a, pairs.gene_b]))
     scored = np.flatnonzero(np.bincount(pairs.module, minlength=len(pairs.names)) > 0)
     code = np.full(len(pairs.names), -1, dtype=np.int64)
     code[scored] = np.arange(len(scored))
