@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -47,12 +48,12 @@ def correlations(
     genes=None,
     key: str = DEFAULT_KEY,
     fdr: float = 0.05,
-    alternative: str = "greater",
+    alternative: Literal["greater", "two-sided"] = "greater",
     min_detected: float = 0.1,
     min_abs_r: float = 0.1,
     max_partners: int | None = 10,
     remove_dense: bool = True,
-    fdr_scope: str = "all",
+    fdr_scope: Literal["all", "locality"] = "all",
     partial_out: str | list[str] | None = None,
     n_partial_components: int = 5,
     random_state: int = 0,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
@@ -25,7 +27,7 @@ def localities(
     n_cells: int | None = None,
     overlap: float = 3.0,
     max_evaluations: int = 40,
-    knn_method: str = "auto",
+    knn_method: Literal["auto", "exact", "pynndescent"] = "auto",
     max_exact_cells: int = 50_000,
     random_state: int = 0,
     key_added: str = DEFAULT_KEY,

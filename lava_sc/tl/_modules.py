@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -46,16 +48,16 @@ def modules(
     adata: AnnData,
     *,
     key: str = DEFAULT_KEY,
-    method: str = "leiden",
+    method: Literal["leiden", "nmf"] = "leiden",
     resolution: float = 1.0,
     rank: int = 10,
-    min_support: int | str = "auto",
+    min_support: int | Literal["auto"] = "auto",
     min_genes: int = 4,
     max_genes: int | None = 50,
     merge_overlap: float = 0.8,
     n_neighbors: int = 15,
     groupby: str | None = "auto",
-    between_populations: str = "drop",
+    between_populations: Literal["drop", "keep"] = "drop",
     basis: str = "X_umap",
     layer: str | None = None,
     random_state: int = 0,
