@@ -1,7 +1,12 @@
-"""Shared helpers of the benchmark suite: machine description, worker subprocesses, memory, JSON."""
+"""Shared helpers of the benchmark harness: paths, the clock, command-line lists, machine description,
+worker subprocesses, memory, atomic JSON / text writes, README sections, gene-set matching, formatting."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import hashlib
+import io
 import json
 import os
 import platform
@@ -14,8 +19,48 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WORKER = HERE / "_workers.py"
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+ENTRY_POINT = "python -m benchmarks.run"
 GIB = 1024**3
+
+
+def now() -> str:
+    """The wall-clock time of day, ISO 8601 with the local UTC offset, to the second."""
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that reproduces this run (``argv``: the harness's arguments, default ``sys.argv[1:]``)."""
+    return " ".join([ENTRY_POINT, *(sys.argv[1:] if argv is None else argv)])
+
+
+def ints(text: str) -> list[int]:
+    """``"6000,2e4"`` -> ``[6000, 20000]``."""
+    return [int(float(x)) for x in text.split(",") if x.strip()]
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def fill_defaults(args, full: dict, quick: dict) -> None:
+    """Options left unset (None) take their value from ``quick`` with ``--quick``, else from ``full``."""
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Swallow what the wrapped calls print (Hotspot's progress output)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 # --------------------------------------------------------------------------------------------- memory
@@ -129,13 +174,13 @@ def package_versions() -> dict:
 def git_revision() -> str | None:
     try:
         rev = subprocess.run(
-            ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             timeout=10,
         )
         dirty = subprocess.run(
-            ["git", "-C", str(HERE.parent), "status", "--porcelain", "--untracked-files=no", "lava_sc"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "lava_sc"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -145,6 +190,32 @@ def git_revision() -> str | None:
     if rev.returncode != 0:
         return None
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def code_revision() -> str | None:
+    """``git_revision()``, and for a dirty tree a digest of the *content* of ``lava_sc/`` (tracked and
+    untracked files), so runs on different uncommitted states are told apart and runs on the same code
+    share a digest even when HEAD moved in between (``930b890+dirty:3f2a9c01be``)."""
+    rev = git_revision()
+    if not rev or not rev.endswith("+dirty"):
+        return rev
+    try:
+        files = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard", "--", "lava_sc"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return rev
+    h = hashlib.sha1()
+    for name in sorted(set(files)):
+        h.update(name.encode() + b"\0")
+        try:
+            h.update((ROOT / name).read_bytes())
+        except OSError:  # deleted in the work tree
+            h.update(b"<missing>")
+    return f"{rev}:{h.hexdigest()[:10]}"
 
 
 def machine_info() -> dict:
@@ -164,11 +235,17 @@ def machine_info() -> dict:
 # -------------------------------------------------------------------------------------------- workers
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a reader (or a run
+    stopped half-way) sees the old file or the new one, never a part."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, payload: dict | list) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=1, default=_json_default))
 
 
 def rewrite_section(readme: Path, text: str, start: str, end: str) -> None:
@@ -182,9 +259,7 @@ def rewrite_section(readme: Path, text: str, start: str, end: str) -> None:
         new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = readme.with_suffix(readme.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, readme)
+    write_text_atomic(readme, new)
 
 
 def _json_default(obj):
@@ -207,7 +282,8 @@ def run_worker(
     setup_timeout: float | None = None,
     verbose: bool = True,
 ) -> dict:
-    """Run ``_workers.py kind`` in a fresh process and return its result dictionary.
+    """Run ``python -m benchmarks._workers kind`` in a fresh process (in the repository root) and return
+    its result dictionary.
 
     The worker rewrites its result file after every stage, so a run that is stopped still says how far
     it got. ``timeout`` limits the *measured* part (from the moment the worker records ``timed_start``);
@@ -218,14 +294,16 @@ def run_worker(
     with tempfile.TemporaryDirectory(prefix=f"lava_bench_{kind}_") as tmp:
         result_path = Path(tmp) / "result.json"
         log_path = Path(tmp) / "worker.log"
-        cmd = [sys.executable, str(WORKER), kind, "--params", json.dumps(params), "--result", str(result_path)]
+        cmd = [sys.executable, "-m", f"{__package__}._workers", kind, "--params", json.dumps(params)]
+        cmd += ["--result", str(result_path)]
         env = dict(os.environ)
         env.setdefault("PYTHONWARNINGS", "ignore")
-        env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
         started = time.time()
         load_before = load_average()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=ROOT
+            )
             status, killed_at, sampled_peak = None, None, 0
             while True:
                 try:
@@ -307,21 +385,34 @@ def summarise(result: dict) -> str:
     return f"{label}: " + ", ".join(parts)
 
 
-# ------------------------------------------------------------------------------------------- recovery
+# ------------------------------------------------------------------------------------------- matching
+
+
+def jaccard(a, b) -> float:
+    """Jaccard index of two gene sets (genes compared as strings; 0 for two empty sets)."""
+    a, b = set(map(str, a)), set(map(str, b))
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def best_match(genes, modules: dict) -> tuple[str | None, float]:
+    """The module of ``modules`` (name -> genes) with the largest Jaccard index with ``genes``, and that
+    index; the first such module on ties, ``(None, 0.0)`` when no module shares a gene. Not one-to-one:
+    several gene sets may pick the same module (one-to-one matching:
+    :func:`lava_sc._core.stability.match_modules`)."""
+    best, name = 0.0, None
+    for m, module_genes in modules.items():
+        j = jaccard(genes, module_genes)
+        if j > best:
+            best, name = j, m
+    return name, best
 
 
 def best_match_jaccard(planted: dict, found: dict) -> dict:
     """For every planted module, the best Jaccard index of its genes with any found module."""
     per_module = {}
     for name, genes in planted.items():
-        truth = set(map(str, genes))
-        best, best_name = 0.0, None
-        for fname, fgenes in found.items():
-            f = set(map(str, fgenes))
-            j = len(truth & f) / len(truth | f) if truth | f else 0.0
-            if j > best:
-                best, best_name = j, fname
-        per_module[name] = {"jaccard": round(best, 3), "match": best_name}
+        match, best = best_match(genes, found)
+        per_module[name] = {"jaccard": round(best, 3), "match": match}
     values = [v["jaccard"] for v in per_module.values()]
     return {
         "per_module": per_module,
@@ -330,3 +421,31 @@ def best_match_jaccard(planted: dict, found: dict) -> dict:
         "n_planted": len(values),
         "n_found": len(found),
     }
+
+
+# ------------------------------------------------------------------------------------------- summaries
+
+
+def mean(values) -> float | None:
+    """Mean of the values that are not None (None when there are none)."""
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def sd(values) -> float | None:
+    """Sample standard deviation of the values that are not None (None for fewer than two)."""
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2:
+        return None
+    m = sum(vals) / len(vals)
+    return (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+
+
+def fmt(x, digits=2, spread=None) -> str:
+    """``x`` to ``digits`` decimals, ``± spread`` when that is not 0 at those digits, ``n/a`` for None."""
+    if x is None:
+        return "n/a"
+    text = f"{x:.{digits}f}"
+    if spread is not None and round(spread, digits) > 0:
+        text += f" ± {spread:.{digits}f}"
+    return text

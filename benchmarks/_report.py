@@ -1,10 +1,7 @@
-"""Markdown tables from the benchmark JSON, and the README rewrite between the result markers."""
+"""Markdown tables of the speed parts (``speed.py``) from their JSON; ``START`` / ``END`` mark their
+section of ``benchmarks/README.md``."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-from _common import rewrite_section
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -283,8 +280,3 @@ def results_markdown(results: dict) -> str:
             if when and when != results["meta"].get("started"):
                 parts.append(f"\n_(section measured {when}; see its JSON for that run's load average)_")
     return "\n".join(parts) + "\n"
-
-
-def rewrite_readme(readme: Path, markdown: str) -> None:
-    """Replace the results section between the markers (or append it); nothing else in the file changes."""
-    rewrite_section(readme, markdown, START, END)

@@ -1,6 +1,7 @@
-"""Benchmark workers. Each runs in a fresh process started by ``run.py`` (see ``_common.run_worker``):
+"""Benchmark workers. Each runs in a fresh process started by the speed parts (``speed.py``, through
+``_common.run_worker``), from the repository root:
 
-    python benchmarks/_workers.py {compare,floor,scaling,fidelity} --params '<json>' --result <path>
+    python -m benchmarks._workers {compare,floor,scaling,fidelity} --params '<json>' --result <path>
 
 A worker rewrites ``<path>`` after every stage, so a run stopped at its time limit still reports how far
 it got. ``timed_start_unix`` marks the start of the measured part (after imports, warm-up and data).
@@ -15,14 +16,18 @@ import hashlib
 import json
 import os
 import pstats
-import sys
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import GIB, current_rss_bytes, git_revision, peak_rss_bytes, write_json_atomic  # noqa: E402
+from ._common import (
+    GIB,
+    best_match_jaccard,
+    current_rss_bytes,
+    git_revision,
+    peak_rss_bytes,
+    write_json_atomic,
+)
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 warnings.filterwarnings("ignore")
@@ -124,17 +129,21 @@ def run_lava_modules(adata, rec: Recorder) -> float:
     """``lava_sc.tl.modules(adata)`` (localities + correlations + modules) with per-stage times.
 
     The stage split wraps the ``localities`` / ``correlations`` functions ``tl.modules`` calls, so the
-    measured call is exactly the user's one-liner. Returns the total seconds.
+    measured call is exactly the user's one-liner: each where ``tl.modules`` looks it up, its own module
+    (``lava_sc.tl._modules``) when it holds the name, else ``lava_sc.tl`` (``localities`` is imported from
+    there when it is needed, by ``lava_sc._adata.ensure_localities``). Returns the total seconds.
     """
     import lava_sc
+    import lava_sc.tl as tl
     import lava_sc.tl._modules as tm
 
     originals = {}
     for name in ("localities", "correlations"):
-        fn = getattr(tm, name, None)
+        owner = tm if callable(getattr(tm, name, None)) else tl
+        fn = getattr(owner, name, None)
         if not callable(fn):
             continue
-        originals[name] = fn
+        originals[name] = (owner, fn)
 
         def wrapper(*args, _fn=fn, _name=name, **kwargs):
             with rec.stage(_name):
@@ -142,14 +151,14 @@ def run_lava_modules(adata, rec: Recorder) -> float:
             rec.set(stage="modules")  # what tl.modules does after its missing steps
             return out
 
-        setattr(tm, name, wrapper)
+        setattr(owner, name, wrapper)
     rec.data["stage"] = "modules"
     t0 = time.perf_counter()
     try:
         lava_sc.tl.modules(adata)
     finally:
-        for name, fn in originals.items():
-            setattr(tm, name, fn)
+        for name, (owner, fn) in originals.items():
+            setattr(owner, name, fn)
     total = time.perf_counter() - t0
     rec.data["stages"]["modules"] = round(total - sum(rec.data["stages"].get(n, 0.0) for n in originals), 3)
     rec.data.setdefault("peak_rss_after_stage_gib", {})["modules"] = round(peak_rss_bytes() / GIB, 3)
@@ -614,8 +623,6 @@ def worker_fidelity(params: dict, rec: Recorder) -> None:
 
 
 def _recovery(planted, found) -> dict:
-    from _common import best_match_jaccard
-
     return best_match_jaccard({k: list(v) for k, v in planted.items()}, found)
 
 

@@ -1,11 +1,11 @@
-#!/usr/bin/env python
 """Module recovery on the realistic simulated atlas: LAVA at defaults (and Hotspot) over a grid.
 
-    python benchmarks/atlas.py --no-hotspot --readme            # LAVA on the full grid, rewrite the README section
-    python benchmarks/atlas.py                                  # LAVA and Hotspot on every grid point and seed
-    python benchmarks/atlas.py --hotspot-seeds 0                # Hotspot only on seed 0 of every grid point
-    python benchmarks/atlas.py --quick --out /tmp/atlas.json    # smoke run: what tests/test_atlas_benchmark.py runs
-    python benchmarks/atlas.py --render a.json b.json --readme  # run nothing: merge result files, rewrite the README
+    python -m benchmarks.run --only atlas --no-hotspot --write-readme   # LAVA on the full grid, rewrite the README section
+    python -m benchmarks.run --only atlas                               # LAVA and Hotspot on every grid point and seed
+    python -m benchmarks.run --only atlas --atlas-hotspot-seeds 0       # Hotspot only on seed 0 of every grid point
+    python -m benchmarks.run --only atlas --quick --out /tmp/atlas      # smoke run: what tests/test_atlas_benchmark.py runs
+    python -m benchmarks.run --only atlas --render --atlas-merge a.json b.json --write-readme
+                                                                        # run nothing: merge result files, rewrite the README
 
 Data: ``lava_sc.datasets.simulate_atlas(n_cells, n_genes, program_strength=ps, state_strength=ss,
 random_state=seed)`` -- SIMULATED: six cell types (two touching pairs), a dense rank-3 within-type state
@@ -17,17 +17,18 @@ planted programs (``uns["planted"]``, active cells in ``obs["active_<program>"]`
   timed after a warm-up run (numba compilation is not timed), scored with
   ``lava_sc.datasets.recovery(adata, key="lava")``.
 * Hotspot (PyPI ``hotspotsc``): ``_workers.hotspot_pipeline`` with ``explainers.HOTSPOT_PARAMS``, as in
-  ``run.py`` and ``explainers.py`` (danb on ``layers["counts"]``, ``X_umap``, 30 neighbours, local
+  ``speed.py`` and ``explainers.py`` (danb on ``layers["counts"]``, ``X_umap``, 30 neighbours, local
   correlations of all genes, ``create_modules(min_gene_threshold=10)``, module scores). Its modules
   become gene sets and its module scores the per-cell activity, and the *same* ``recovery`` function
   scores them (best-match Jaccard per program, unmatched = best Jaccard < 0.2 with every program,
   AUROC of the best module's per-cell score for the active cells, module sizes).
 
-Results go to ``--out`` (default ``benchmarks/results/atlas.json``, ``atlas_quick.json`` with
-``--quick``) and a markdown table next to it (``.md``); the JSON is rewritten after every run, so a
-stopped run keeps what it finished. ``--readme [PATH]`` rewrites only the part of
-``benchmarks/README.md`` between ``<!-- atlas:start -->`` and ``<!-- atlas:end -->`` (appended when
-missing).
+Results go to ``atlas.json`` in ``--out`` (default ``benchmarks/results``; ``atlas_quick.json`` with
+``--quick``, which runs no Hotspot) and a markdown table next to it (``.md``); the JSON is rewritten after
+every run, so a stopped run keeps what it finished. ``--render`` runs nothing: it merges the result files
+of ``--atlas-merge`` (default: that JSON) into that JSON. ``--write-readme`` rewrites only the part of
+``benchmarks/README.md`` (or ``--readme``) between ``<!-- atlas:start -->`` and ``<!-- atlas:end -->``
+(appended when missing).
 """
 
 from __future__ import annotations
@@ -35,16 +36,28 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _common import git_revision, load_average, machine_info, rewrite_section, write_json_atomic  # noqa: E402
-from explainers import HOTSPOT_PARAMS, _f, _mean, _sd, now, quiet  # noqa: E402
+from ._common import (
+    ROOT,
+    best_match,
+    fill_defaults,
+    floats,
+    fmt,
+    ints,
+    load_average,
+    machine_info,
+    mean,
+    now,
+    quiet,
+    rewrite_section,
+    sd,
+    write_json_atomic,
+    write_text_atomic,
+)
+from .explainers import HOTSPOT_PARAMS
 
 START = "<!-- atlas:start -->"
 END = "<!-- atlas:end -->"
@@ -56,102 +69,56 @@ PROGRAMS = ("recurring", "signed", "straddle", "condition", "small", "gradient",
 DETECTABLE_MIN_PROGRAM_STRENGTH = 1.0
 
 FULL = {
-    "cells": 6000,
-    "genes": 1000,
-    "program_strengths": [0.6, 1.0, 1.4],
-    "state_strengths": [0.15, 0.25, 0.35],
-    "seeds": [0, 1, 2],
+    "atlas_cells": 6000,
+    "atlas_genes": 1000,
+    "atlas_program_strengths": [0.6, 1.0, 1.4],
+    "atlas_state_strengths": [0.15, 0.25, 0.35],
+    "atlas_seeds": [0, 1, 2],
 }
-QUICK = {"cells": 1500, "genes": 500, "program_strengths": [1.0], "state_strengths": [0.25], "seeds": [0]}
+QUICK = {
+    "atlas_cells": 1500,
+    "atlas_genes": 500,
+    "atlas_program_strengths": [1.0],
+    "atlas_state_strengths": [0.25],
+    "atlas_seeds": [0],
+}
 SUMMARY_KEYS = ("mean_jaccard", "n_modules", "n_unmatched", "median_module_size", "max_module_size", "mean_auroc")
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--quick", action="store_true", help="smoke run: 1,500 cells x 500 genes, ps 1.0, ss 0.25, seed 0, no Hotspot"
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "atlas", "--quick: 1,500 cells x 500 genes, ps 1.0, ss 0.25, seed 0, no Hotspot (smoke run)"
     )
-    p.add_argument("--cells", type=int, help="cells per simulation (6,000)")
-    p.add_argument("--genes", type=int, help="genes per simulation (1,000)")
-    p.add_argument("--program-strengths", type=_floats, help="program_strength grid, e.g. 0.6,1.0,1.4")
-    p.add_argument("--state-strengths", type=_floats, help="state_strength grid, e.g. 0.15,0.25,0.35")
-    p.add_argument("--seeds", type=_ints, help="random_state of each simulation, e.g. 0,1,2")
-    p.add_argument("--no-hotspot", action="store_true", help="LAVA only (Hotspot rows say 'skipped')")
-    p.add_argument("--hotspot-seeds", type=_ints, help="run Hotspot only for these seeds (default: every seed)")
-    p.add_argument(
-        "--out", type=Path, help="result JSON (default benchmarks/results/atlas[_quick].json); .md beside it"
+    g.add_argument("--atlas-cells", type=int, help="cells per simulation (6,000)")
+    g.add_argument("--atlas-genes", type=int, help="genes per simulation (1,000)")
+    g.add_argument("--atlas-program-strengths", type=floats, help="program_strength grid, e.g. 0.6,1.0,1.4")
+    g.add_argument("--atlas-state-strengths", type=floats, help="state_strength grid, e.g. 0.15,0.25,0.35")
+    g.add_argument("--atlas-seeds", type=ints, help="random_state of each simulation, e.g. 0,1,2")
+    g.add_argument("--atlas-hotspot-seeds", type=ints, help="run Hotspot only for these seeds (default: every seed)")
+    g.add_argument(
+        "--atlas-merge", nargs="+", type=Path, metavar="JSON", help="with --render: merge these result files"
     )
-    p.add_argument(
-        "--readme",
-        "--write-readme",
-        nargs="?",
-        type=Path,
-        const=HERE / "README.md",
-        default=None,
-        help="rewrite the atlas section of this README (default benchmarks/README.md)",
-    )
-    p.add_argument("--render", nargs="+", type=Path, metavar="JSON", help="run nothing: merge these result files")
-    args = p.parse_args(argv)
-    defaults = QUICK if args.quick else FULL
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    if args.quick:
-        args.no_hotspot = True
-    if args.out is None:
-        args.out = HERE / "results" / ("atlas_quick.json" if args.quick else "atlas.json")
-    if args.hotspot_seeds is None:
-        args.hotspot_seeds = list(args.seeds)
-    if args.cells < 1000:
-        p.error("--cells: simulate_atlas needs at least 1,000 cells")
+
+
+def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    fill_defaults(args, FULL, QUICK)
+    args.atlas_no_hotspot = args.no_hotspot or args.quick
+    args.atlas_out = args.out / ("atlas_quick.json" if args.quick else "atlas.json")
+    if args.atlas_hotspot_seeds is None:
+        args.atlas_hotspot_seeds = list(args.atlas_seeds)
+    if args.atlas_cells < 1000:
+        parser.error("--atlas-cells: simulate_atlas needs at least 1,000 cells")
     for name in ("program_strengths", "state_strengths", "seeds"):
-        if not getattr(args, name):
-            p.error(f"--{name.replace('_', '-')}: give at least one value")
-    return args
-
-
-def revision() -> str | None:
-    """``git_revision()``, and for a dirty tree a digest of the *content* of ``lava_sc/`` (tracked and
-    untracked files), so runs on different uncommitted states are told apart and runs on the same code
-    share a digest even when HEAD moved in between (``930b890+dirty:3f2a9c01be``)."""
-    import hashlib
-    import subprocess
-
-    rev = git_revision()
-    if not rev or not rev.endswith("+dirty"):
-        return rev
-    root = HERE.parent
-    try:
-        names = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard", "--", "lava_sc"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return rev
-    h = hashlib.sha1()
-    for name in sorted(set(names)):
-        h.update(name.encode() + b"\0")
-        try:
-            h.update((root / name).read_bytes())
-        except OSError:  # deleted in the work tree
-            h.update(b"<missing>")
-    return f"{rev}:{h.hexdigest()[:10]}"
+        if not getattr(args, f"atlas_{name}"):
+            parser.error(f"--atlas-{name.replace('_', '-')}: give at least one value")
+    if args.atlas_merge and not args.render:
+        parser.error("--atlas-merge: only with --render (it merges result files instead of running)")
 
 
 def out_name(out: Path) -> str:
     """How the README names the result file: its path in the repository, or where it was written."""
     try:
-        return str(Path(out).resolve().relative_to(HERE.parent))
+        return str(Path(out).resolve().relative_to(ROOT))
     except ValueError:
         return f"{out}, outside the repository: not kept"
 
@@ -167,13 +134,13 @@ def simulate(args, ps: float, ss: float, seed: int):
     from lava_sc.datasets import simulate_atlas
 
     return simulate_atlas(
-        n_cells=args.cells, n_genes=args.genes, program_strength=ps, state_strength=ss, random_state=seed
+        n_cells=args.atlas_cells, n_genes=args.atlas_genes, program_strength=ps, state_strength=ss, random_state=seed
     )
 
 
 def warm_up(with_hotspot: bool) -> None:
     """LAVA (and Hotspot) once on a small data set, so JIT compilation is not timed."""
-    from _workers import WARMUP_CELLS, hotspot_pipeline, planted_data, warm_up_lava
+    from ._workers import WARMUP_CELLS, hotspot_pipeline, planted_data, warm_up_lava
 
     warm_up_lava()
     if with_hotspot:
@@ -196,7 +163,7 @@ def scored(table, summary: dict, modules: dict, planted: dict, seconds: float, *
         "seconds": round(seconds, 3),
         "summary": {k: clean(summary[k]) for k in SUMMARY_KEYS},
         "mean_jaccard_without_gradient": round(
-            float(_mean([r["jaccard"] for r in rows if r["program"] != "gradient"]) or 0.0), 4
+            float(mean([r["jaccard"] for r in rows if r["program"] != "gradient"]) or 0.0), 4
         ),
         "programs": rows,
         "signed_halves": signed_halves(planted.get("signed"), modules),
@@ -216,12 +183,8 @@ def signed_halves(genes, modules: dict) -> dict | None:
     genes = [str(g) for g in genes]
     half = len(genes) // 2
     out = {}
-    for name, part in (("positive", set(genes[:half])), ("negative", set(genes[half:]))):
-        best, best_j = None, 0.0
-        for m, g in modules.items():
-            j = len(part & g) / len(part | g)
-            if j > best_j:
-                best, best_j = m, j
+    for name, part in (("positive", genes[:half]), ("negative", genes[half:])):
+        best, best_j = best_match(part, modules)
         out[name] = {"module": best, "jaccard": round(best_j, 4)}
     out["same_module"] = (
         out["positive"]["module"] is not None and out["positive"]["module"] == out["negative"]["module"]
@@ -249,9 +212,10 @@ def run_hotspot(adata) -> dict:
     import anndata
     import numpy as np
     import pandas as pd
-    from _workers import hotspot_pipeline
 
     from lava_sc.datasets import recovery
+
+    from ._workers import hotspot_pipeline
 
     counts = adata.layers["counts"]
     constant = np.asarray(counts.max(axis=0).todense()).ravel() == np.asarray(counts.min(axis=0).todense()).ravel()
@@ -307,31 +271,31 @@ def grid_summary(runs: list[dict]) -> list[dict]:
                 out.append(entry)
                 continue
             mj = [d["summary"]["mean_jaccard"] for d in done]
-            entry["mean_jaccard"] = round(_mean(mj), 4)
-            entry["mean_jaccard_sd"] = None if _sd(mj) is None else round(_sd(mj), 4)
+            entry["mean_jaccard"] = round(mean(mj), 4)
+            entry["mean_jaccard_sd"] = None if sd(mj) is None else round(sd(mj), 4)
             wo = [d["mean_jaccard_without_gradient"] for d in done]
-            entry["mean_jaccard_without_gradient"] = round(_mean(wo), 4)
-            entry["mean_jaccard_without_gradient_sd"] = None if _sd(wo) is None else round(_sd(wo), 4)
+            entry["mean_jaccard_without_gradient"] = round(mean(wo), 4)
+            entry["mean_jaccard_without_gradient_sd"] = None if sd(wo) is None else round(sd(wo), 4)
             for k in ("n_modules", "n_unmatched", "median_module_size", "max_module_size", "mean_auroc"):
-                m = _mean([d["summary"][k] for d in done])
+                m = mean([d["summary"][k] for d in done])
                 entry[k] = None if m is None else round(m, 4)
-            entry["seconds"] = round(_mean([d["seconds"] for d in done]), 3)
+            entry["seconds"] = round(mean([d["seconds"] for d in done]), 3)
             per_program = {}
             for p in PROGRAMS:
                 js = [row["jaccard"] for d in done for row in d["programs"] if row["program"] == p]
                 au = [row["auroc"] for d in done for row in d["programs"] if row["program"] == p]
                 if js:
                     per_program[p] = {
-                        "jaccard": round(_mean(js), 4),
-                        "jaccard_sd": None if _sd(js) is None else round(_sd(js), 4),
-                        "auroc": None if _mean(au) is None else round(_mean(au), 4),
+                        "jaccard": round(mean(js), 4),
+                        "jaccard_sd": None if sd(js) is None else round(sd(js), 4),
+                        "auroc": None if mean(au) is None else round(mean(au), 4),
                     }
             entry["programs"] = per_program
             halves = [d["signed_halves"] for d in done if d.get("signed_halves")]
             if halves:
                 entry["signed_halves"] = {
-                    "positive_jaccard": round(_mean([h["positive"]["jaccard"] for h in halves]), 4),
-                    "negative_jaccard": round(_mean([h["negative"]["jaccard"] for h in halves]), 4),
+                    "positive_jaccard": round(mean([h["positive"]["jaccard"] for h in halves]), 4),
+                    "negative_jaccard": round(mean([h["negative"]["jaccard"] for h in halves]), 4),
                     "same_module": sum(bool(h["same_module"]) for h in halves),
                 }
             out.append(entry)
@@ -355,19 +319,19 @@ def headline(summary: list[dict]) -> list[str]:
         ):
             if sel:
                 parts.append(
-                    f"{label}: mean Jaccard {_mean([e['mean_jaccard'] for e in sel]):.2f}"
+                    f"{label}: mean Jaccard {mean([e['mean_jaccard'] for e in sel]):.2f}"
                     f" (range {min(e['mean_jaccard'] for e in sel):.2f}–{max(e['mean_jaccard'] for e in sel):.2f}),"
-                    f" `gradient` {_mean([e['programs']['gradient']['jaccard'] for e in sel]):.2f},"
-                    f" {_mean([e['n_unmatched'] for e in sel]):.1f} unmatched modules"
+                    f" `gradient` {mean([e['programs']['gradient']['jaccard'] for e in sel]):.2f},"
+                    f" {mean([e['n_unmatched'] for e in sel]):.1f} unmatched modules"
                     f" over {len(sel)} point(s)"
                 )
         det = [e for e in es if e["detectable"] and e.get("signed_halves")]
         if det:
             n_runs = sum(e["n_seeds"] for e in det)
             parts.append(
-                f"`signed` at the detectable points: whole program {_mean([e['programs']['signed']['jaccard'] for e in det]):.2f},"
-                f" its halves apart + {_mean([e['signed_halves']['positive_jaccard'] for e in det]):.2f} /"
-                f" − {_mean([e['signed_halves']['negative_jaccard'] for e in det]):.2f}, both halves in one module in"
+                f"`signed` at the detectable points: whole program {mean([e['programs']['signed']['jaccard'] for e in det]):.2f},"
+                f" its halves apart + {mean([e['signed_halves']['positive_jaccard'] for e in det]):.2f} /"
+                f" − {mean([e['signed_halves']['negative_jaccard'] for e in det]):.2f}, both halves in one module in"
                 f" {sum(e['signed_halves']['same_module'] for e in det)}/{n_runs} runs"
             )
         lines.append(f"**{method}** — " + "; ".join(parts) + ".")
@@ -391,10 +355,10 @@ def summary_table(summary: list[dict]) -> str:
         if not e.get("n_seeds"):  # not run at this point (--no-hotspot, --hotspot-seeds): no row
             continue
         lines.append(
-            f"| {_grid_label(e)} | {e['method']} | {e['n_seeds']} | {_f(e['mean_jaccard'], 2, e['mean_jaccard_sd'])}"
-            f" | {_f(e['mean_jaccard_without_gradient'], 2, e['mean_jaccard_without_gradient_sd'])}"
-            f" | {_f(e['n_unmatched'], 1)} | {_f(e['n_modules'], 1)} | {_f(e['mean_auroc'])}"
-            f" | {_f(e['median_module_size'], 1)} | {_f(e['max_module_size'], 1)} | {_f(e['seconds'], 1)} |"
+            f"| {_grid_label(e)} | {e['method']} | {e['n_seeds']} | {fmt(e['mean_jaccard'], 2, e['mean_jaccard_sd'])}"
+            f" | {fmt(e['mean_jaccard_without_gradient'], 2, e['mean_jaccard_without_gradient_sd'])}"
+            f" | {fmt(e['n_unmatched'], 1)} | {fmt(e['n_modules'], 1)} | {fmt(e['mean_auroc'])}"
+            f" | {fmt(e['median_module_size'], 1)} | {fmt(e['max_module_size'], 1)} | {fmt(e['seconds'], 1)} |"
         )
     return "\n".join(lines)
 
@@ -409,7 +373,7 @@ def program_table(summary: list[dict]) -> str:
     for e in summary:
         if not e.get("n_seeds"):
             continue
-        cells = [_f(e["programs"][p]["jaccard"], 2, e["programs"][p]["jaccard_sd"]) for p in PROGRAMS]
+        cells = [fmt(e["programs"][p]["jaccard"], 2, e["programs"][p]["jaccard_sd"]) for p in PROGRAMS]
         h = e.get("signed_halves")
         halves = (
             "–"
@@ -463,7 +427,7 @@ def runs_table(runs: list[dict]) -> str:
                 continue
             s = d["summary"]
             lines.append(
-                f"{head} | {s['mean_jaccard']:.3f} | {s['n_unmatched']} | {s['n_modules']} | {_f(s['mean_auroc'], 3)}"
+                f"{head} | {s['mean_jaccard']:.3f} | {s['n_unmatched']} | {s['n_modules']} | {fmt(s['mean_auroc'], 3)}"
                 f" | {s['median_module_size']:g} / {s['max_module_size']} | {d['seconds']:.1f} | {r['simulate_s']:.1f} |"
             )
     return "\n".join(lines)
@@ -567,17 +531,12 @@ def markdown(result: dict, *, for_readme: bool) -> str:
         lines += [
             "",
             "Per-seed results (every program's module, size, Jaccard and AUROC): the run's JSON"
-            f" (`{meta['out_name']}`); rerun with `python benchmarks/atlas.py --readme` (LAVA and Hotspot on every"
-            " point; `--no-hotspot`, `--hotspot-seeds 0` to shorten).",
+            f" (`{meta['out_name']}`); rerun with `python -m benchmarks.run --only atlas --write-readme` (LAVA and"
+            " Hotspot on every point; `--no-hotspot`, `--atlas-hotspot-seeds 0` to shorten).",
         ]
     else:
         lines += ["", "### Every run", "", runs_table(result["runs"])]
     return "\n".join(lines) + "\n"
-
-
-def rewrite_readme(readme: Path, text: str) -> None:
-    """Replace the atlas section (or append it with its markers); nothing else in the file changes."""
-    rewrite_section(readme, text, START, END)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -587,10 +546,7 @@ def write(result: dict, out: Path) -> None:
     result["summary"] = grid_summary(result["runs"])
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, result)
-    md = out.with_suffix(".md")
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(markdown(result, for_readme=False))
-    os.replace(tmp, md)
+    write_text_atomic(out.with_suffix(".md"), markdown(result, for_readme=False))
 
 
 def merge(paths: list[Path], out: Path) -> dict:
@@ -641,34 +597,30 @@ def merge(paths: list[Path], out: Path) -> dict:
     return {"meta": meta, "runs": ordered}
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
+    """Run the grid (or, with ``--render``, merge result files); ``args.code_revision`` is the lava_sc
+    revision the harness read before any part imported lava_sc."""
     os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore")
+    out = args.atlas_out
     if args.render:
-        result = merge(args.render, args.out)
-        write(result, args.out)
-        print(summary_table(result["summary"]))
-        if args.readme:
-            rewrite_readme(args.readme, markdown(result, for_readme=True))
-        print(f"wrote {args.out} / {args.out.with_suffix('.md')}" + (f" and {args.readme}" if args.readme else ""))
+        result = merge(args.atlas_merge or [out], out)
+        finish(args, result, out)
         return 0
 
-    rev = revision()
+    rev = args.code_revision
     import scanpy as sc
 
     sc.settings.verbosity = 0
     have_hotspot = importlib.util.find_spec("hotspot") is not None
-    with_hotspot = not args.no_hotspot and have_hotspot and bool(args.hotspot_seeds)
-    reason = (
-        "--no-hotspot"
-        if args.no_hotspot
-        else ("hotspotsc not installed" if not have_hotspot else "not in --hotspot-seeds")
-    )
-    command = "python benchmarks/atlas.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    with_hotspot = not args.atlas_no_hotspot and have_hotspot and bool(args.atlas_hotspot_seeds)
+    if args.no_hotspot or args.quick:
+        reason = "--no-hotspot" if args.no_hotspot else "--quick"
+    else:
+        reason = "hotspotsc not installed" if not have_hotspot else "not in --atlas-hotspot-seeds"
     result = {
         "meta": {
-            "commands": [command.strip()],
+            "commands": [args.command],
             "started": now(),
             "finished": None,
             "load_average_start": load_average(),
@@ -677,15 +629,15 @@ def main(argv=None) -> int:
             # happens to the files (or HEAD) meanwhile
             "revisions": [rev],
             "machine": machine_info(),
-            "out_name": out_name(args.out),
+            "out_name": out_name(out),
             "config": {
-                "cells": args.cells,
-                "genes": args.genes,
-                "program_strengths": args.program_strengths,
-                "state_strengths": args.state_strengths,
-                "seeds": args.seeds,
+                "cells": args.atlas_cells,
+                "genes": args.atlas_genes,
+                "program_strengths": args.atlas_program_strengths,
+                "state_strengths": args.atlas_state_strengths,
+                "seeds": args.atlas_seeds,
                 "hotspot": HOTSPOT_PARAMS if with_hotspot else None,
-                "hotspot_seeds": args.hotspot_seeds if with_hotspot else [],
+                "hotspot_seeds": args.atlas_hotspot_seeds if with_hotspot else [],
                 "quick": args.quick,
                 "lava_call": "lv.tl.modules(adata, random_state=0)",
                 "detectable_min_program_strength": DETECTABLE_MIN_PROGRAM_STRENGTH,
@@ -693,10 +645,11 @@ def main(argv=None) -> int:
         },
         "runs": [],
     }
-    points = [(ps, ss) for ps in args.program_strengths for ss in args.state_strengths]
+    points = [(ps, ss) for ps in args.atlas_program_strengths for ss in args.atlas_state_strengths]
     print(
-        f"atlas: {args.cells} cells x {args.genes} genes, {len(points)} grid point(s) x {len(args.seeds)} seed(s),"
-        f" Hotspot {'seeds ' + str(args.hotspot_seeds) if with_hotspot else 'off (' + reason + ')'},"
+        f"atlas: {args.atlas_cells} cells x {args.atlas_genes} genes, {len(points)} grid point(s) x"
+        f" {len(args.atlas_seeds)} seed(s),"
+        f" Hotspot {'seeds ' + str(args.atlas_hotspot_seeds) if with_hotspot else 'off (' + reason + ')'},"
         f" load {result['meta']['load_average_start']}",
         flush=True,
     )
@@ -706,7 +659,7 @@ def main(argv=None) -> int:
     print(f"  warm-up {result['meta']['warmup_s']:.1f} s", flush=True)
     failed = False
     for ps, ss in points:
-        for seed in args.seeds:
+        for seed in args.atlas_seeds:
             run = {
                 "program_strength": ps,
                 "state_strength": ss,
@@ -719,10 +672,10 @@ def main(argv=None) -> int:
             adata = simulate(args, ps, ss, seed)
             run["simulate_s"] = round(time.perf_counter() - t1, 2)
             for method, fn in (("lava", run_lava), ("hotspot", run_hotspot)):
-                if method == "hotspot" and not (with_hotspot and seed in args.hotspot_seeds):
+                if method == "hotspot" and not (with_hotspot and seed in args.atlas_hotspot_seeds):
                     run[method] = {
                         "status": "skipped",
-                        "reason": reason if not with_hotspot else "not in --hotspot-seeds",
+                        "reason": reason if not with_hotspot else "not in --atlas-hotspot-seeds",
                     }
                     continue
                 try:
@@ -735,7 +688,7 @@ def main(argv=None) -> int:
             result["runs"].append(run)
             result["meta"]["finished"] = now()
             result["meta"]["load_average_end"] = load_average()
-            write(result, args.out)
+            write(result, out)
             text = []
             for method in ("lava", "hotspot"):
                 d = run[method]
@@ -743,18 +696,20 @@ def main(argv=None) -> int:
                     s = d["summary"]
                     text.append(
                         f"{method} J {s['mean_jaccard']:.3f} ({s['n_modules']} modules, {s['n_unmatched']} unmatched,"
-                        f" AUROC {_f(s['mean_auroc'], 3)}) {d['seconds']:.1f} s"
+                        f" AUROC {fmt(s['mean_auroc'], 3)}) {d['seconds']:.1f} s"
                     )
                 else:
                     text.append(f"{method} {d['status']} {d.get('error', '')}")
             print(f"  ps {ps:g} ss {ss:g} seed {seed} (sim {run['simulate_s']:.1f} s): " + "; ".join(text), flush=True)
             del adata
-    print(summary_table(result["summary"]))
-    if args.readme:
-        rewrite_readme(args.readme, markdown(result, for_readme=True))
-    print(f"wrote {args.out} / {args.out.with_suffix('.md')}" + (f" and {args.readme}" if args.readme else ""))
+    finish(args, result, out)
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def finish(args: argparse.Namespace, result: dict, out: Path) -> None:
+    """``out`` and its markdown written (again), the summary printed, the README section rewritten."""
+    write(result, out)
+    print(summary_table(result["summary"]))
+    if args.write_readme:
+        rewrite_section(args.readme, markdown(result, for_readme=True), START, END)
+    print(f"wrote {out} / {out.with_suffix('.md')}" + (f" and {args.readme}" if args.write_readme else ""))

@@ -2,8 +2,11 @@
 
 One command (about 5 minutes on 2 cores at the defaults):
 
-    python benchmarks/explainers.py [--quick] [--seeds 0,1,2] [--n-cells 4000] [--out benchmarks/results]
-                                    [--write-readme] [--no-hotspot]
+    python -m benchmarks.run --only explainers [--quick] [--explainers-seeds 0,1,2] [--explainers-cells 4000]
+                             [--out benchmarks/results] [--write-readme] [--no-hotspot]
+
+(``--quick``: 800 cells, seed 0, what tests/test_explainers_benchmark.py runs; ``--render``: run nothing,
+rebuild the markdown and the README section from ``--out``'s JSON.)
 
 Data: ``lava_sc.datasets.simulate_planted(n_cells, random_state=seed)`` (25 markers, 4 planted 15-gene
 programs, 200 noise genes = 285 genes) and ``sc.pp.pca(adata, mask_var=None)`` (the simulator's
@@ -37,51 +40,51 @@ Outputs ``explainers.json`` / ``explainers.md`` (``explainers_quick.*`` with ``-
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
-import io
+import json
 import os
-import sys
 import time
 import warnings
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _common import git_revision, load_average, machine_info, rewrite_section, write_json_atomic  # noqa: E402
+from ._common import (
+    best_match,
+    fill_defaults,
+    fmt,
+    git_revision,
+    ints,
+    jaccard,
+    load_average,
+    machine_info,
+    mean,
+    now,
+    quiet,
+    rewrite_section,
+    sd,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 METHODS = ("LAVA", "Hotspot", "COCOA", "label-free", "DAC")
 START = "<!-- explainers:start -->"
 END = "<!-- explainers:end -->"
-#: Hotspot settings, as in benchmarks/run.py's comparison (see README §1)
+#: Hotspot settings, as in the speed suite's comparison (``speed.py``; see README §1)
 HOTSPOT_PARAMS = {"jobs": 1, "genes": "all", "min_gene_threshold": 10, "approx_neighbors": False}
 #: a planted program counts as recovered when the gene score is at least this
 RECOVERED = 0.5
+FULL = {"explainers_seeds": [0, 1, 2], "explainers_cells": 4000}
+QUICK = {"explainers_seeds": [0], "explainers_cells": 800}
 
 
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="800 cells, seed 0 (smoke test)")
-    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",") if x.strip()], default=None)
-    p.add_argument("--n-cells", type=int, default=None)
-    p.add_argument("--out", type=Path, default=HERE / "results")
-    p.add_argument("--write-readme", action="store_true")
-    p.add_argument("--readme", type=Path, default=HERE / "README.md")
-    p.add_argument("--no-hotspot", action="store_true", help="skip Hotspot (rows say 'skipped')")
-    args = p.parse_args(argv)
-    if args.seeds is None:
-        args.seeds = [0] if args.quick else [0, 1, 2]
-    if args.n_cells is None:
-        args.n_cells = 800 if args.quick else 4000
-    return args
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("explainers", "--quick: 800 cells, seed 0 (smoke test)")
+    g.add_argument("--explainers-seeds", type=ints, help="random_state of each simulation (0,1,2)")
+    g.add_argument("--explainers-cells", type=int, help="cells per simulation (4,000)")
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    fill_defaults(args, FULL, QUICK)
 
 
 def auroc(score, truth) -> float | None:
@@ -96,20 +99,6 @@ def auroc(score, truth) -> float | None:
     if truth.all() or not truth.any():
         return None
     return round(float(roc_auc_score(truth, score)), 4)
-
-
-def jaccard(a, b) -> float:
-    a, b = set(map(str, a)), set(map(str, b))
-    return len(a & b) / len(a | b) if a | b else 0.0
-
-
-def best_module(truth, modules: dict) -> tuple[str | None, float]:
-    best, name = 0.0, None
-    for m, genes in modules.items():
-        j = jaccard(truth, genes)
-        if j > best:
-            best, name = j, m
-    return name, best
 
 
 def top_gene_scores(ranked, program: str, programs: dict) -> dict:
@@ -140,12 +129,6 @@ def hits_text(s: dict, n: int) -> str:
     )
 
 
-@contextlib.contextmanager
-def quiet():
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
 def make_data(n_cells: int, seed: int):
     import scanpy as sc
 
@@ -158,9 +141,9 @@ def make_data(n_cells: int, seed: int):
 
 def warm_up(with_hotspot: bool) -> None:
     """Every method once on a small data set, so JIT compilation and first-call costs are not timed."""
-    from _workers import hotspot_pipeline, warm_up_lava
-
     import lava_sc as lv
+
+    from ._workers import hotspot_pipeline, warm_up_lava
 
     warm_up_lava()
     small = make_data(600, 1000)
@@ -196,7 +179,7 @@ def module_rows(method: str, modules: dict, programs: dict, seed: int, seconds: 
     ``localise(module, active)``, that module's per-cell score against the program's active cells."""
     rows = []
     for p, (genes, active) in programs.items():
-        name, j = best_module(genes, modules)
+        name, j = best_match(genes, modules)
         loc = localise(name, active) if name is not None else None
         rows.append(
             row(
@@ -234,7 +217,7 @@ def run_lava(adata, programs: dict, seed: int) -> list[dict]:
 
 
 def run_hotspot(adata, programs: dict, seed: int) -> list[dict]:
-    from _workers import hotspot_pipeline
+    from ._workers import hotspot_pipeline
 
     t0 = time.perf_counter()
     with quiet():
@@ -388,19 +371,6 @@ RUNNERS = {
 # ------------------------------------------------------------------------------------------- report
 
 
-def _mean(values):
-    vals = [v for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def _sd(values):
-    vals = [v for v in values if v is not None]
-    if len(vals) < 2:
-        return None
-    m = sum(vals) / len(vals)
-    return (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
-
-
 def summarise(rows: list[dict]) -> list[dict]:
     out = []
     programs = list(dict.fromkeys(r["program"] for r in rows))
@@ -418,7 +388,7 @@ def summarise(rows: list[dict]) -> list[dict]:
             }
             for k in ("gene_jaccard_or_precision", "gene_jaccard", "localisation_auroc", "seconds"):
                 vals = [r[k] for r in sel]
-                m, s = _mean(vals), _sd(vals)
+                m, s = mean(vals), sd(vals)
                 entry[k] = None if m is None else round(m, 4)
                 entry[k + "_sd"] = None if s is None else round(s, 4)
             for k in (
@@ -431,22 +401,13 @@ def summarise(rows: list[dict]) -> list[dict]:
             ):
                 vals = [r.get(k) for r in sel]
                 if any(v is not None for v in vals):
-                    entry[k] = round(_mean(vals), 4)
+                    entry[k] = round(mean(vals), 4)
             entry["n_matched"] = sum(1 for r in sel if r["localisation_auroc"] is not None)
             entry["n_recovered"] = sum(
                 1 for r in sel if (r["gene_jaccard_or_precision"] or 0) >= RECOVERED and r.get("status") != "skipped"
             )
             out.append(entry)
     return out
-
-
-def _f(x, digits=2, sd=None) -> str:
-    if x is None:
-        return "n/a"
-    text = f"{x:.{digits}f}"
-    if sd is not None and round(sd, digits) > 0:
-        text += f" ± {sd:.{digits}f}"
-    return text
 
 
 def _summary_note(e: dict) -> str:
@@ -460,14 +421,14 @@ def _summary_note(e: dict) -> str:
             if e["n_matched"]:
                 text += f" (AUROC over the {e['n_matched']} with one)"
         return text
-    top = f"top 15 also hold {_f(e.get('other_program_hits'), 1)} genes of other programs, {_f(e.get('marker_hits'), 1)} markers"
+    top = f"top 15 also hold {fmt(e.get('other_program_hits'), 1)} genes of other programs, {fmt(e.get('marker_hits'), 1)} markers"
     if m == "COCOA":
         return f"{top}; AUROC circular (corpus = A_p)"
     if m == "label-free":
-        return f"{top}; AUROC n/a: no per-program cell output (its target's AUROC {_f(e.get('target_auroc'))})"
+        return f"{top}; AUROC n/a: no per-program cell output (its target's AUROC {fmt(e.get('target_auroc'))})"
     return (
-        f"{top}; held-out acc {_f(e.get('classifier_accuracy'))}, DAC AUC {_f(e.get('dac_auc'))} "
-        f"(random {_f(e.get('random_auc'))})"
+        f"{top}; held-out acc {fmt(e.get('classifier_accuracy'))}, DAC AUC {fmt(e.get('dac_auc'))} "
+        f"(random {fmt(e.get('random_auc'))})"
     )
 
 
@@ -480,9 +441,9 @@ def summary_table(summary: list[dict]) -> str:
     for e in summary:
         metric = "J" if e["gene_metric"] == "jaccard" else "P"
         lines.append(
-            f"| {e['method']} | {e['program']} | {metric} {_f(e['gene_jaccard_or_precision'], 2, e['gene_jaccard_or_precision_sd'])}"
-            f" | {_f(e['gene_jaccard'])} | {_f(e['localisation_auroc'], 2, e['localisation_auroc_sd'])}"
-            f" | {_f(e['seconds'], 1)} | {_summary_note(e)} |"
+            f"| {e['method']} | {e['program']} | {metric} {fmt(e['gene_jaccard_or_precision'], 2, e['gene_jaccard_or_precision_sd'])}"
+            f" | {fmt(e['gene_jaccard'])} | {fmt(e['localisation_auroc'], 2, e['localisation_auroc_sd'])}"
+            f" | {fmt(e['seconds'], 1)} | {_summary_note(e)} |"
         )
     return "\n".join(lines)
 
@@ -493,12 +454,12 @@ def tidy_table(rows: list[dict]) -> str:
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        score = _f(r["gene_jaccard_or_precision"], 3)
+        score = fmt(r["gene_jaccard_or_precision"], 3)
         if r["gene_jaccard_or_precision"] is not None:
             score = ("J " if r["gene_metric"] == "jaccard" else "P ") + score
         lines.append(
-            f"| {r['method']} | {r['program']} | {r['seed']} | {score} | {_f(r['localisation_auroc'], 3)} | "
-            f"{_f(r['seconds'], 2)} | {r['notes']} |"
+            f"| {r['method']} | {r['program']} | {r['seed']} | {score} | {fmt(r['localisation_auroc'], 3)} | "
+            f"{fmt(r['seconds'], 2)} | {r['notes']} |"
         )
     return "\n".join(lines)
 
@@ -516,7 +477,7 @@ def per_method_seconds(rows: list[dict]) -> dict:
             else:
                 per_seed[r["seed"]] = per_seed.get(r["seed"], 0.0) + r["seconds"]
         if per_seed:
-            out[method] = round(_mean(list(per_seed.values())), 3)
+            out[method] = round(mean(list(per_seed.values())), 3)
     return out
 
 
@@ -626,26 +587,26 @@ def markdown(result: dict, *, for_readme: bool) -> str:
         lines += [
             "",
             "Per-seed rows, top genes and DAC diagnostics: `benchmarks/results/explainers.json` / "
-            "`explainers.md`; rerun with `python benchmarks/explainers.py --write-readme`.",
+            "`explainers.md`; rerun with `python -m benchmarks.run --only explainers --write-readme`.",
         ]
     return "\n".join(lines) + "\n"
-
-
-def rewrite_readme(readme: Path, text: str) -> None:
-    """Replace the marked section (or append it with its markers); nothing else in the file changes."""
-    rewrite_section(readme, text, START, END)
 
 
 # ---------------------------------------------------------------------------------------------- main
 
 
-def main(argv=None) -> int:
+def main(args: argparse.Namespace) -> int:
+    """Run the comparison (or, with ``--render``, rebuild its markdown and README section from the JSON)."""
     import importlib.util
+
+    stem = "explainers_quick" if args.quick else "explainers"
+    if args.render:
+        write(args, json.loads((args.out / f"{stem}.json").read_text()), stem)
+        return 0
 
     import numpy as np
     import scanpy as sc
 
-    args = parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore")
     sc.settings.verbosity = 0
@@ -655,13 +616,13 @@ def main(argv=None) -> int:
         skipped = "Hotspot (" + ("--no-hotspot" if args.no_hotspot else "hotspotsc not installed") + ")"
     started = now()
     load_start = load_average()
-    print(f"explainers: {args.n_cells} cells, seeds {args.seeds}, load {load_start}", flush=True)
+    print(f"explainers: {args.explainers_cells} cells, seeds {args.explainers_seeds}, load {load_start}", flush=True)
     t0 = time.perf_counter()
     warm_up(with_hotspot)
     print(f"  warm-up {time.perf_counter() - t0:.1f} s", flush=True)
     rows: list[dict] = []
-    for seed in args.seeds:
-        adata = make_data(args.n_cells, seed)
+    for seed in args.explainers_seeds:
+        adata = make_data(args.explainers_cells, seed)
         programs = {
             str(p): ([str(g) for g in genes], adata.obs[f"active_{p}"].to_numpy().astype(bool))
             for p, genes in adata.uns["planted"].items()
@@ -680,13 +641,13 @@ def main(argv=None) -> int:
                 r["load_average_before"] = load_before
             rows += new
             line = ", ".join(
-                f"{r['program']} {_f(r['gene_jaccard_or_precision'])}/{_f(r['localisation_auroc'])}" for r in new
+                f"{r['program']} {fmt(r['gene_jaccard_or_precision'])}/{fmt(r['localisation_auroc'])}" for r in new
             )
             print(f"  seed {seed} {method:<10} {new[0]['seconds'] or 0:7.2f} s  {line}", flush=True)
         del adata
     result = {
         "meta": {
-            "command": "python benchmarks/explainers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": args.command,
             "started": started,
             "finished": now(),
             "load_average_start": load_start,
@@ -694,8 +655,8 @@ def main(argv=None) -> int:
             "lava_sc_revision": git_revision(),
             "machine": machine_info(),
             "config": {
-                "n_cells": args.n_cells,
-                "seeds": args.seeds,
+                "n_cells": args.explainers_cells,
+                "seeds": args.explainers_seeds,
                 "quick": args.quick,
                 "hotspot": HOTSPOT_PARAMS if with_hotspot else None,
                 "recovered_threshold": RECOVERED,
@@ -715,15 +676,15 @@ def main(argv=None) -> int:
     }
     result["summary"] = summarise(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "explainers_quick" if args.quick else "explainers"
     write_json_atomic(args.out / f"{stem}.json", result)
-    (args.out / f"{stem}.md").write_text(markdown(result, for_readme=False))
-    print(summary_table(result["summary"]))
-    if args.write_readme:
-        rewrite_readme(args.readme, markdown(result, for_readme=True))
-    print(f"wrote {args.out / stem}.json/.md" + (f" and {args.readme}" if args.write_readme else ""))
+    write(args, result, stem)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write(args: argparse.Namespace, result: dict, stem: str) -> None:
+    """``<stem>.md`` in ``--out`` (every run) and, with ``--write-readme``, the README section."""
+    write_text_atomic(args.out / f"{stem}.md", markdown(result, for_readme=False))
+    print(summary_table(result["summary"]))
+    if args.write_readme:
+        rewrite_section(args.readme, markdown(result, for_readme=True), START, END)
+    print(f"wrote {args.out / stem}.json/.md" + (f" and {args.readme}" if args.write_readme else ""))

@@ -5,36 +5,38 @@ of seeds 1..S-1 are matched one-to-one to those of seed 0 (Hungarian algorithm o
 an unmatched module counting 0; :func:`lava_sc._core.stability.match_modules`), and the matched
 Jaccard is reported per seed and on average.
 
-    python benchmarks/seeds.py                  # pbmc68k_reduced and simulate_atlas, 5 seeds
-    python benchmarks/seeds.py --quick          # pbmc68k_reduced, 2 seeds (CI smoke run)
+    python -m benchmarks.run --only seeds             # pbmc68k_reduced and simulate_atlas, 5 seeds
+    python -m benchmarks.run --only seeds --quick     # pbmc68k_reduced, 2 seeds (CI smoke run)
+
+Results go to ``seeds.json`` in ``--out`` (default ``benchmarks/results``; ``seeds_quick.json`` with
+``--quick``) and the table to stdout (``--render``: the table from that JSON, nothing run).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ._common import fill_defaults, machine_info, names, write_json_atomic
 
-from _common import machine_info, write_json_atomic  # noqa: E402
+FULL = {"seeds_count": 5, "seeds_datasets": ["pbmc68k_reduced", "atlas"]}
+QUICK = {"seeds_count": 2, "seeds_datasets": ["pbmc68k_reduced"]}
 
-RESULTS = Path(__file__).resolve().parent / "results"
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("seeds", "--quick: pbmc68k_reduced with 2 seeds")
+    g.add_argument("--seeds-count", type=int, help="random_states 0..N-1 (5)")
+    g.add_argument("--seeds-datasets", type=names, help="comma-separated: pbmc68k_reduced, atlas (both)")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="random_states 0..N-1 (default 5)")
-    parser.add_argument("--datasets", default="pbmc68k_reduced,atlas", help="comma-separated: pbmc68k_reduced, atlas")
-    parser.add_argument("--quick", action="store_true", help="pbmc68k_reduced with 2 seeds")
-    parser.add_argument("--out", type=Path, default=RESULTS / "seeds.json")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.datasets = 2, "pbmc68k_reduced"
-    return args
+def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    fill_defaults(args, FULL, QUICK)
+    for name in args.seeds_datasets:
+        if name not in ("pbmc68k_reduced", "atlas"):
+            parser.error(f"--seeds-datasets: unknown dataset {name!r}; use pbmc68k_reduced or atlas")
 
 
 def load(name: str):
@@ -91,16 +93,16 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def main(args: argparse.Namespace) -> int:
+    out = args.out / ("seeds_quick.json" if args.quick else "seeds.json")
+    if args.render:
+        print(markdown(json.loads(out.read_text())["results"]))
+        return 0
     import scanpy as sc
 
     sc.settings.verbosity = 0
-    args = parse_args(argv)
-    results = [run_dataset(name.strip(), args.seeds) for name in args.datasets.split(",") if name.strip()]
-    write_json_atomic(args.out, {"machine": machine_info(), "seeds": args.seeds, "results": results})
+    results = [run_dataset(name, args.seeds_count) for name in args.seeds_datasets]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, {"machine": machine_info(), "seeds": args.seeds_count, "results": results})
     print(markdown(results))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

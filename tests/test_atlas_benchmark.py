@@ -1,4 +1,5 @@
-"""The atlas recovery benchmark runs with one command: ``benchmarks/atlas.py --quick`` (well under a minute)."""
+"""The atlas recovery benchmark runs with one command: ``python -m benchmarks.run --only atlas --quick``
+(well under a minute)."""
 
 import importlib.util
 import json
@@ -10,21 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import atlas, run
+from benchmarks._common import rewrite_section
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "atlas.py"
+HARNESS = [sys.executable, "-m", "benchmarks.run", "--only", "atlas"]
 PROGRAMS = {"recurring", "signed", "straddle", "condition", "small", "gradient", "response"}
 START, END = "<!-- atlas:start -->", "<!-- atlas:end -->"
 
 
-def load_script():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("lava_benchmarks_atlas", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:  # the script puts its folder on sys.path too
-        sys.path[:] = [p for p in sys.path if p != str(SCRIPT.parent)]
-    return module
+def parse_args(argv):
+    return run.parse_args(["--only", "atlas", *argv])
 
 
 def outside_section(text: str) -> str:
@@ -34,26 +31,31 @@ def outside_section(text: str) -> str:
 
 
 def test_grid_options():
-    atlas = load_script()
-    full = atlas.parse_args([])
-    assert (full.cells, full.genes) == (6000, 1000)
-    assert full.program_strengths == [0.6, 1.0, 1.4] and full.state_strengths == [0.15, 0.25, 0.35]
-    assert full.seeds == [0, 1, 2] and full.hotspot_seeds == [0, 1, 2] and not full.no_hotspot
-    assert full.out.name == "atlas.json" and full.readme is None
-    quick = atlas.parse_args(["--quick"])
-    assert quick.cells == 1500 and quick.seeds == [0] and quick.no_hotspot
-    assert len(quick.program_strengths) * len(quick.state_strengths) == 1
-    custom = atlas.parse_args(["--program-strengths", "1.4", "--seeds", "3,4", "--hotspot-seeds", "4", "--readme"])
-    assert custom.program_strengths == [1.4] and custom.seeds == [3, 4] and custom.hotspot_seeds == [4]
-    assert custom.readme == SCRIPT.parent / "README.md"
+    assert (START, END) == (atlas.START, atlas.END)
+    full = parse_args([])
+    assert full.parts == ["atlas"] and (full.atlas_cells, full.atlas_genes) == (6000, 1000)
+    assert full.atlas_program_strengths == [0.6, 1.0, 1.4] and full.atlas_state_strengths == [0.15, 0.25, 0.35]
+    assert full.atlas_seeds == [0, 1, 2] and full.atlas_hotspot_seeds == [0, 1, 2] and not full.atlas_no_hotspot
+    assert full.atlas_out.name == "atlas.json" and not full.write_readme
+    quick = parse_args(["--quick"])
+    assert quick.atlas_cells == 1500 and quick.atlas_seeds == [0] and quick.atlas_no_hotspot
+    assert quick.atlas_out.name == "atlas_quick.json"
+    assert len(quick.atlas_program_strengths) * len(quick.atlas_state_strengths) == 1
+    custom = parse_args(
+        ["--atlas-program-strengths", "1.4", "--atlas-seeds", "3,4", "--atlas-hotspot-seeds", "4", "--write-readme"]
+    )
+    assert custom.atlas_program_strengths == [1.4] and custom.atlas_seeds == [3, 4]
+    assert custom.atlas_hotspot_seeds == [4]
+    assert custom.write_readme and custom.readme == ROOT / "benchmarks" / "README.md"
     # 'detectable' is a fixed rule on the program strength, not a function of the results
     assert atlas.detectable(1.0) and atlas.detectable(1.4) and not atlas.detectable(0.6)
     with pytest.raises(SystemExit):
-        atlas.parse_args(["--cells", "500"])
+        parse_args(["--atlas-cells", "500"])
+    with pytest.raises(SystemExit):  # merging is a --render
+        parse_args(["--atlas-merge", "a.json"])
 
 
 def test_signed_halves_are_scored_apart():
-    atlas = load_script()
     genes = [f"signed_{i}" for i in range(14)]
     modules = {"M1": set(genes[:7]), "M2": set(genes[7:]) | {"gene_0"}}
     h = atlas.signed_halves(genes, modules)
@@ -67,7 +69,7 @@ def test_quick_run_writes_results_and_readme_section(tmp_path):
     shutil.copy(ROOT / "benchmarks" / "README.md", readme)
     before = outside_section(readme.read_text())
     out = tmp_path / "atlas_quick.json"
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--out", str(out), "--readme", str(readme)]
+    cmd = [*HARNESS, "--quick", "--out", str(tmp_path), "--write-readme", "--readme", str(readme)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -108,8 +110,9 @@ def test_quick_run_writes_results_and_readme_section(tmp_path):
     assert text.count(START) == 1 and text.count(END) == 1 and "Module recovery on the simulated atlas" in text
 
     # --render merges result files (here the same run twice: one run, not two) and rewrites the section again
-    merged = tmp_path / "merged.json"
-    cmd = [sys.executable, str(SCRIPT), "--render", str(out), str(out), "--out", str(merged), "--readme", str(readme)]
+    merged = tmp_path / "merged" / "atlas.json"
+    cmd = [*HARNESS, "--render", "--atlas-merge", str(out), str(out), "--out", str(merged.parent)]
+    cmd += ["--write-readme", "--readme", str(readme)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     again = json.loads(merged.read_text())
@@ -120,9 +123,9 @@ def test_quick_run_writes_results_and_readme_section(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("hotspot") is None, reason="hotspotsc is an optional (bench) dependency")
 def test_hotspot_is_scored_like_lava(tmp_path):
-    out = tmp_path / "atlas_hotspot.json"
-    cmd = [sys.executable, str(SCRIPT), "--cells", "1000", "--genes", "300", "--program-strengths", "1.0"]
-    cmd += ["--state-strengths", "0.25", "--seeds", "0", "--out", str(out)]
+    out = tmp_path / "atlas.json"
+    cmd = [*HARNESS, "--atlas-cells", "1000", "--atlas-genes", "300", "--atlas-program-strengths", "1.0"]
+    cmd += ["--atlas-state-strengths", "0.25", "--atlas-seeds", "0", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -143,7 +146,7 @@ def test_hotspot_is_scored_like_lava(tmp_path):
 def test_readme_section_is_appended_when_missing(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Benchmarks\n\n<!-- results:start -->\ntable\n<!-- results:end -->\n")
-    load_script().rewrite_readme(readme, "section\n")
+    rewrite_section(readme, "section\n", atlas.START, atlas.END)
     assert readme.read_text() == (
         f"# Benchmarks\n\n<!-- results:start -->\ntable\n<!-- results:end -->\n\n{START}\nsection\n{END}\n"
     )

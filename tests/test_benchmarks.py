@@ -1,6 +1,5 @@
-"""The benchmark suite runs with one command: ``python benchmarks/run.py --quick`` (< 2 minutes)."""
+"""The benchmark suite runs with one command: ``python -m benchmarks.run --quick`` (< 2 minutes)."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,23 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import run
+
 ROOT = Path(__file__).resolve().parents[1]
-RUN = ROOT / "benchmarks" / "run.py"
-
-
-def load_run_module():
-    sys.path.insert(0, str(RUN.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("lava_benchmarks_run", RUN)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(RUN.parent))
-    return module
+HARNESS = [sys.executable, "-m", "benchmarks.run"]
 
 
 def test_parts_are_selectable():
-    run = load_run_module()
     assert run.parse_args(["--quick"]).parts == ["hotspot", "floor", "scaling", "fidelity"]
     assert run.parse_args(["--only", "scaling,floor"]).parts == ["scaling", "floor"]
     assert run.parse_args(["--only", "hotspot", "--only", "floor"]).parts == ["hotspot", "floor"]
@@ -39,12 +28,27 @@ def test_parts_are_selectable():
         run.parse_args(["--only", "gpu"])
 
 
+def test_only_composes_the_speed_parts_with_the_others():
+    assert run.parse_args(["--only", "explainers"]).parts == ["explainers"]
+    assert run.parse_args(["--only", "seeds,hotspot", "--only", "atlas"]).parts == ["seeds", "hotspot", "atlas"]
+    assert run.parse_args(["--only", "speed,atlas_levers"]).parts == [*run.speed.PARTS, "atlas_levers"]
+    assert run.parse_args(["--only", "floor,speed"]).parts == ["floor", "hotspot", "scaling", "fidelity"]
+    quick = run.parse_args(["--only", "seeds,explainers", "--quick"])
+    assert (quick.seeds_count, quick.seeds_datasets) == (2, ["pbmc68k_reduced"])
+    assert (quick.explainers_cells, quick.explainers_seeds) == (800, [0])
+    full = run.parse_args(["--only", "seeds", "--seeds-count", "3"])
+    assert (full.seeds_count, full.seeds_datasets) == (3, ["pbmc68k_reduced", "atlas"])
+    assert full.command == "python -m benchmarks.run --only seeds --seeds-count 3"
+    with pytest.raises(SystemExit):  # atlas_levers has no smoke run
+        run.parse_args(["--only", "atlas_levers", "--quick"])
+
+
 def test_quick_run_writes_every_section(tmp_path):
     readme = tmp_path / "README.md"
     shutil.copy(ROOT / "benchmarks" / "README.md", readme)
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--out", str(out), "--write-readme", "--readme", str(readme)],
+        [*HARNESS, "--quick", "--out", str(out), "--write-readme", "--readme", str(readme)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -95,11 +99,10 @@ def test_quick_run_writes_every_section(tmp_path):
 
 
 def test_seed_stability_quick_run(tmp_path):
-    out = tmp_path / "seeds.json"
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "seeds.py"
-    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True, text=True)
+    cmd = [*HARNESS, "--only", "seeds", "--quick", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())["results"][0]
+    result = json.loads((tmp_path / "seeds_quick.json").read_text())["results"][0]
     assert result["dataset"] == "pbmc68k_reduced" and len(result["n_modules"]) == 2
     assert 0.0 <= result["mean_matched_jaccard"] <= 1.0
     assert "matched Jaccard to seed 0" in proc.stdout

@@ -1,4 +1,5 @@
-"""The planted-program benchmark of the explainers runs with one command: ``benchmarks/explainers.py --quick``."""
+"""The planted-program benchmark of the explainers runs with one command:
+``python -m benchmarks.run --only explainers --quick``."""
 
 import importlib.util
 import json
@@ -8,26 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks import explainers
+from benchmarks._common import rewrite_section
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "explainers.py"
+HARNESS = [sys.executable, "-m", "benchmarks.run", "--only", "explainers"]
 METHODS = {"LAVA", "Hotspot", "COCOA", "label-free", "DAC"}
 PROGRAMS = {"shared", "typeB", "gradient", "disease_T4"}
 
 
-def load_script():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("lava_benchmarks_explainers", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:  # the script puts its folder on sys.path too
-        sys.path[:] = [p for p in sys.path if p != str(SCRIPT.parent)]
-    return module
+def rewrite_readme(readme: Path, text: str) -> None:
+    rewrite_section(readme, text, explainers.START, explainers.END)
 
 
 def outside_section(text: str) -> str:
     """The README without the explainers section (and the blank lines around where it goes)."""
     start, end = "<!-- explainers:start -->", "<!-- explainers:end -->"
+    assert (explainers.START, explainers.END) == (start, end)
     if start in text:
         text = text[: text.index(start)] + text[text.index(end) + len(end) :]
     return text.strip("\n")
@@ -38,7 +36,7 @@ def test_quick_run_has_a_row_per_method_and_program(tmp_path):
     shutil.copy(ROOT / "benchmarks" / "README.md", readme)
     before = outside_section(readme.read_text())
     out = tmp_path / "results"
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--out", str(out), "--write-readme", "--readme", str(readme)]
+    cmd = [*HARNESS, "--quick", "--out", str(out), "--write-readme", "--readme", str(readme)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -73,16 +71,28 @@ def test_quick_run_has_a_row_per_method_and_program(tmp_path):
     assert outside_section(text) == before  # nothing else in the README changed
     assert text.count("<!-- explainers:start -->") == 1 and text.count("<!-- explainers:end -->") == 1
     # a second write replaces the section instead of appending another one
-    load_script().rewrite_readme(readme, "replaced\n")
+    rewrite_readme(readme, "replaced\n")
     again = readme.read_text()
     assert again.count("<!-- explainers:start -->") == 1 and "replaced\n<!-- explainers:end -->" in again
     assert outside_section(again) == before
+    # --render rebuilds the markdown and the section from the JSON alone
+    (out / "explainers_quick.md").unlink()
+    proc = subprocess.run(
+        [*HARNESS, "--quick", "--render", "--out", str(out), "--write-readme", "--readme", str(readme)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "explainers_quick.md").read_text() == md
+    assert readme.read_text() == text
 
 
 def test_readme_section_is_appended_when_missing(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Benchmarks\n\n<!-- results:start -->\ntable\n<!-- results:end -->\n")
-    load_script().rewrite_readme(readme, "section\n")
+    rewrite_readme(readme, "section\n")
     assert readme.read_text() == (
         "# Benchmarks\n\n<!-- results:start -->\ntable\n<!-- results:end -->\n\n"
         "<!-- explainers:start -->\nsection\n<!-- explainers:end -->\n"
