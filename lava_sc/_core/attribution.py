@@ -26,13 +26,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .gradients import check_method, midpoints, path_attribution
+
 #: norms below this count as zero when normalising (as torch's ``cosine_similarity`` eps)
 EPS = 1e-8
 
 #: elements (float64) of one batch of perturbed inputs in :func:`fd_gradient` (32 MiB)
 MAX_ELEMENTS = 2**22
-
-METHODS = ("integrated_gradients", "gradient_x_input")
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,11 +177,6 @@ class SelfInnerProduct:
 # gradients
 
 
-def midpoints(n_steps: int) -> np.ndarray:
-    """The ``n_steps`` midpoint-rule nodes of [0, 1]: ``(k + 0.5) / n_steps``."""
-    return (np.arange(n_steps) + 0.5) / n_steps
-
-
 def linear_gradient(encoder: LinearEncoder, target, points: np.ndarray, rows, genes: np.ndarray) -> np.ndarray:
     """Exact gradient of ``target(encoder(x))`` at each row of ``points`` for the columns ``genes``."""
     gz = target.grad(encoder(points), rows)
@@ -275,8 +270,7 @@ def attribute(
     -------
     ``(attributions, target(x), target(baseline))``: cells x genes, and one value per cell each.
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {list(METHODS)}, got {method!r}.")
+    check_method(method)
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     baseline = np.asarray(baseline, dtype=np.float64).ravel()
     genes = np.asarray(genes, dtype=np.int64)
@@ -300,9 +294,4 @@ def attribute(
     def grad(points):
         return fd_gradient(encoder, target, points, rows, genes, step=step, max_elements=max_elements)
 
-    if method == "gradient_x_input":
-        return delta * grad(X), t_x, t_b
-    total = np.zeros_like(delta)
-    for a in midpoints(n_steps):
-        total += grad(baseline + a * (X - baseline))
-    return delta * (total / n_steps), t_x, t_b
+    return path_attribution(grad, X, baseline, method=method, n_steps=n_steps, columns=genes), t_x, t_b

@@ -18,15 +18,15 @@ into ``x'`` moves the logit by exactly ``sum_{i in S} (x_i - x'_i) w_i / s_i``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import expit
 
+from .gradients import path_attribution
+
 #: attribution methods (see :func:`attribute`)
-METHODS = ("integrated_gradients", "gradient_x_input")
 
 #: what is attributed: the classifier's logit for group A, or its probability
 TARGETS = ("logit", "probability")
@@ -113,29 +113,6 @@ def nearest_counterfactuals(query: np.ndarray, pool: np.ndarray) -> tuple[np.nda
     return np.asarray(index, dtype=np.int64), np.asarray(distance, dtype=np.float64)
 
 
-def integrated_gradients(
-    gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray, baseline: np.ndarray, n_steps: int = 32
-) -> np.ndarray:
-    """Integrated gradients along the straight path from ``baseline`` to ``x`` (midpoint Riemann sum).
-
-    ``attribution_i = (x_i - x'_i) * mean_j grad_i(x' + a_j (x - x'))`` with ``a_j = (j + 1/2) / n_steps``;
-    exact for a target that is linear in ``x`` (the logit of a logistic regression).
-    """
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    baseline = np.atleast_2d(np.asarray(baseline, dtype=np.float64))
-    delta = x - baseline
-    total = np.zeros_like(delta)
-    for j in range(n_steps):
-        total += gradient(baseline + (j + 0.5) / n_steps * delta)
-    return delta * total / n_steps
-
-
-def gradient_x_input(gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray, baseline: np.ndarray) -> np.ndarray:
-    """Gradient at the query times the difference from the baseline: ``(x - x') * grad(x)``."""
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    return (x - np.atleast_2d(baseline)) * gradient(x)
-
-
 def attribute(
     model: LinearClassifier,
     x: np.ndarray,
@@ -150,11 +127,7 @@ def attribute(
     def grad(z):
         return model.gradient(z, target)
 
-    if method == "integrated_gradients":
-        return integrated_gradients(grad, x, baseline, n_steps)
-    if method == "gradient_x_input":
-        return gradient_x_input(grad, x, baseline)
-    raise ValueError(f"`method` must be one of {list(METHODS)}, got {method!r}.")
+    return path_attribution(grad, x, baseline, method=method, n_steps=n_steps)
 
 
 def hybrid(x: np.ndarray, baseline: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from scipy import optimize
 from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 
-from .knn import NeighbourIndex
+from .knn import EXACT_MAX_DIMS, NeighbourIndex
 
 
 @dataclass
@@ -74,8 +74,6 @@ MIN_SEARCH_LOCALITY = 20
 FINAL_CANDIDATES = 5
 #: k-means++ seeds tried for the winning (alpha, beta) on all points
 FINAL_SEEDS = 3
-#: embeddings with more dimensions use scikit-learn's k-means (KD-tree assignment is for low dimensions)
-MAX_TREE_DIMS = 10
 
 
 def place_probes(
@@ -95,7 +93,7 @@ def place_probes(
     ``init_pool`` draws the k-means++ seeds from a uniform sample of that many points (for very many
     points and localities). Higher dimensions: scikit-learn's ``KMeans``.
     """
-    if points.shape[1] > MAX_TREE_DIMS:
+    if points.shape[1] > EXACT_MAX_DIMS:
         km = KMeans(n_clusters=n_localities, n_init=1, max_iter=max_iter, random_state=random_state)
         return km.fit(points, sample_weight=weights).cluster_centers_
     if init is None:

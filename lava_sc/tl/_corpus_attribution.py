@@ -14,7 +14,6 @@ from .._adata import dense_block, gene_positions
 from .._core.attribution import (
     EPS,
     MAX_ELEMENTS,
-    METHODS,
     CallableEncoder,
     CorpusSimilarity,
     LinearEncoder,
@@ -22,6 +21,7 @@ from .._core.attribution import (
     encode,
 )
 from .._core.distributed import is_dask
+from .._core.gradients import METHODS
 from .._keys import DEFAULT_KEY
 from .._params import store_params
 from .._utils import log_added, progress

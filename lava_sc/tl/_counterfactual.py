@@ -9,6 +9,7 @@ from scanpy import logging as logg
 
 from .._adata import cell_mask, dense_block, gene_positions, highly_variable
 from .._core import counterfactual as cf
+from .._core.gradients import METHODS
 from .._keys import DAC_KEY
 from .._params import store_params
 from .._utils import log_added, store
@@ -161,7 +162,7 @@ def counterfactual_attribution(
     """
     check_adata(adata)
     key_added = check_key(key_added)
-    method = check_choice("method", method, cf.METHODS)
+    method = check_choice("method", method, METHODS)
     target = check_choice("target", target, cf.TARGETS)
     n_steps = check_int("n_steps", n_steps, low=1)
     n_masks = check_int("n_masks", n_masks, low=2)

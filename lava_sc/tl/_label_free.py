@@ -7,7 +7,8 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._core.attribution import METHODS, SelfInnerProduct
+from .._core.attribution import SelfInnerProduct
+from .._core.gradients import METHODS
 from .._params import store_params
 from .._utils import log_added
 from .._validate import check_adata, check_choice, check_int, check_key, check_not_lava_slot

@@ -9,8 +9,8 @@ from lava_sc._core.attribution import (
     attribute,
     fd_gradient,
     linear_gradient,
-    midpoints,
 )
+from lava_sc._core.gradients import midpoints
 
 G, D = 12, 4
 
