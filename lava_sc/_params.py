@@ -170,9 +170,8 @@ def recorded_only(default=None):
 class Settings:
     """Base of the per-step settings: exact ``to_uns``/``from_uns`` and the tool's arguments."""
 
-    #: the ``uns[key]["params"]`` entry, and the name of the ``lava_sc.tl`` function that writes it
+    #: the ``uns[key]["params"]`` entry, which is also the name of the ``lava_sc.tl`` function that writes it
     STEP: ClassVar[str] = ""
-    TOOL: ClassVar[str] = ""
 
     def to_uns(self) -> dict:
         return encode(dataclasses.asdict(self))
@@ -184,7 +183,7 @@ class Settings:
 
         from . import tl
 
-        parameters = inspect.signature(getattr(tl, cls.TOOL)).parameters
+        parameters = inspect.signature(getattr(tl, cls.STEP)).parameters
         return {name: parameters[name].default for name in cls.argument_names()}
 
     @classmethod
@@ -264,7 +263,6 @@ class LocalitiesSettings(Settings):
     """What ``tl.localities`` ran with (``basis`` is the ``obsm`` key it resolved)."""
 
     STEP: ClassVar[str] = "localities"
-    TOOL: ClassVar[str] = "localities"
 
     basis: str | None = recorded_only()
     n_cells: int
@@ -280,7 +278,6 @@ class CorrelationsSettings(Settings):
     """What ``tl.correlations`` ran with (``genes`` records where the tested genes came from)."""
 
     STEP: ClassVar[str] = "correlations"
-    TOOL: ClassVar[str] = "correlations"
 
     layer: str | None
     genes: str | None = recorded_only()
@@ -301,7 +298,6 @@ class ModulesSettings(Settings):
     """What ``tl.modules`` ran with, and the support threshold and population check it used."""
 
     STEP: ClassVar[str] = "modules"
-    TOOL: ClassVar[str] = "modules"
 
     method: Literal["leiden", "nmf"]
     resolution: float

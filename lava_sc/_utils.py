@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from scanpy import logging as logg
 from tqdm import tqdm
 
-from ._params import store_params  # noqa: F401  (TEMPORARY while tl/_differential.py is split)
-
 
 def store(adata, key: str, **entries) -> None:
     """Set ``adata.uns[key][name] = value`` for each entry, creating ``uns[key]`` if needed."""

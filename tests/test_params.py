@@ -106,7 +106,7 @@ def test_records_of_earlier_versions_read_none_strings_as_none():
 
 @pytest.mark.parametrize("settings", PIPELINE, ids=lambda s: s.STEP)
 def test_settings_name_the_tools_own_arguments(settings):
-    parameters = inspect.signature(getattr(lv.tl, settings.TOOL)).parameters
+    parameters = inspect.signature(getattr(lv.tl, settings.STEP)).parameters
     assert set(settings.argument_names()) <= set(parameters)
     defaults = settings.tool_defaults()
     assert all(v is not inspect.Parameter.empty for v in defaults.values())
