@@ -18,15 +18,15 @@ is fitted on all genes). For every planted program ``p`` with genes ``G_p`` and 
   ``layers["counts"]``, ``X_umap``, 30 neighbours, local correlations of all genes, modules of >= 10
   genes, module scores): the found module with the largest gene Jaccard with ``G_p``; localisation =
   AUROC of that module's per-cell activity / score against ``A_p`` over all cells.
-* COCOA (``tl.corpus_attribution``, corpus = ``A_p``, foil = all other cells, PCA encoder, integrated
+* COCOA (``explain.corpus_attribution``, corpus = ``A_p``, foil = all other cells, PCA encoder, integrated
   gradients): precision of the top-``|G_p|`` genes by mean attribution over the corpus (the tool's
   ranking); localisation = AUROC of the explanation target ``obs["<key>_target"]`` (contrastive corpus
   similarity) over all cells -- circular, since the corpus *is* ``A_p``.
-* Label-free importance (``tl.label_free_importance(groupby="cell_type")``): top-``|G_p|`` genes of the
+* Label-free importance (``explain.label_free_importance(groupby="cell_type")``): top-``|G_p|`` genes of the
   mean group attribution over the cell type(s) containing ``A_p``; no program-specific per-cell output,
   so localisation is n/a (the AUROC of its per-cell target ``|f(x)|^2``, the same for every program, is
   kept in the JSON as ``target_auroc``).
-* DAC (``tl.counterfactual_attribution``): group A = ``A_p``; group B = the other cells of the same cell
+* DAC (``explain.counterfactual_attribution``): group A = ``A_p``; group B = the other cells of the same cell
   type(s) when ``p`` is active in part of a type (``shared``, ``disease_T4``: disease vs control), else
   the cells of the other types (``typeB``, ``gradient``); top-``|G_p|`` genes by mean attribution ->
   precision. Its held-out classifier accuracy, DAC AUC and random-mask AUC are reported; localisation is
@@ -147,10 +147,10 @@ def warm_up(with_hotspot: bool) -> None:
 
     warm_up_lava()
     small = make_data(600, 1000)
-    lv.tl.corpus_attribution(small, "active_typeB")
-    lv.tl.label_free_importance(small, groupby="cell_type")
+    lv.explain.corpus_attribution(small, "active_typeB")
+    lv.explain.label_free_importance(small, groupby="cell_type")
     small.obs["_dac"] = small.obs["cell_type"].astype(str)
-    lv.tl.counterfactual_attribution(small, "_dac", "T1", "T0", max_cells=50)
+    lv.explain.counterfactual_attribution(small, "_dac", group_a="T1", group_b="T0", max_cells=50)
     if with_hotspot:
         with quiet():
             hotspot_pipeline(small, HOTSPOT_PARAMS, None)
@@ -245,12 +245,12 @@ def run_cocoa(adata, programs: dict, seed: int) -> list[dict]:
         work = adata.copy()
         t0 = time.perf_counter()
         # the tool's default: explain the corpus; its gene ranking is the mean over the corpus
-        lv.tl.corpus_attribution(work, active, key_added="cocoa")
+        lv.explain.corpus_attribution(work, active, key_added="cocoa")
         seconds_rank = time.perf_counter() - t0
         ranked = lv.get.attribution(work, "cocoa")["gene"].astype(str)
         # the explanation target t(x) over all cells (the tool writes it only for explained cells)
         t0 = time.perf_counter()
-        lv.tl.corpus_attribution(work, active, cells=np.ones(work.n_obs, dtype=bool), key_added="cocoa_all")
+        lv.explain.corpus_attribution(work, active, cells=np.ones(work.n_obs, dtype=bool), key_added="cocoa_all")
         seconds_all = time.perf_counter() - t0
         target = work.obs["cocoa_all_target"].to_numpy()
         s = top_gene_scores(ranked, p, programs)
@@ -280,7 +280,7 @@ def run_label_free(adata, programs: dict, seed: int) -> list[dict]:
 
     work = adata.copy()
     t0 = time.perf_counter()
-    lv.tl.label_free_importance(work, groupby="cell_type")
+    lv.explain.label_free_importance(work, groupby="cell_type")
     seconds = time.perf_counter() - t0
     groups = lv.get.attribution(work, "label_free", level="groups")
     groups.index = groups.index.astype(str)
@@ -326,7 +326,9 @@ def run_dac(adata, programs: dict, seed: int) -> list[dict]:
         work = adata.copy()
         work.obs["_dac_group"] = np.where(active, "A", np.where(b, "B", "other"))
         t0 = time.perf_counter()
-        lv.tl.counterfactual_attribution(work, "_dac_group", "A", "B", cells=active | b, random_state=seed)
+        lv.explain.counterfactual_attribution(
+            work, "_dac_group", group_a="A", group_b="B", cells=active | b, random_state=seed
+        )
         seconds = time.perf_counter() - t0
         res = work.uns["dac"]
         ranked = lv.get.counterfactual(work)["gene"].astype(str)

@@ -21,12 +21,12 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
 Tools that write under their own ``key_added`` (never under a LAVA ``key``)::
 
     obsm[f"{key_added}_activity"], uns[key_added]     tl.score (default "lava_score"): like tl.modules
-    uns[key_added], var[f"{key_added}_attribution"],  tl.corpus_attribution ("cocoa"),
-      obs[f"{key_added}_target"] (COCOA also _set),    tl.label_free_importance ("label_free");
+    uns[key_added], var[f"{key_added}_attribution"],  explain.corpus_attribution ("cocoa"),
+      obs[f"{key_added}_target"] (COCOA also _set),    explain.label_free_importance ("label_free");
       layers[key_added] (only with store_cells=True)
-    uns[key_added]                                    tl.counterfactual_attribution ("dac"),
-                                                       tl.module_faithfulness ("faithfulness"),
-                                                       tl.stability ("stability")
+    uns[key_added]                                    explain.counterfactual_attribution ("dac"),
+                                                       explain.module_faithfulness ("faithfulness"),
+                                                       explain.stability ("stability")
 
 Everything with one entry per cell lives in ``obs`` / ``obsm``, so that ``adata[mask]`` subsets it with
 the cells; ``uns`` holds only per-locality, per-pair, per-module and scalar entries. A cell's coverage
@@ -38,10 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_KEY = "lava"
-#: default ``key_added`` of tl.counterfactual_attribution and tl.module_faithfulness (uns[key_added])
+#: default ``key_added`` of explain.counterfactual_attribution and explain.module_faithfulness (uns[key_added])
 DAC_KEY = "dac"
 FAITHFULNESS_KEY = "faithfulness"
-#: default ``key_added`` of tl.stability (uns[key_added])
+#: default ``key_added`` of explain.stability (uns[key_added])
 STABILITY_KEY = "stability"
 
 

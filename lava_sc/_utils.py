@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from scanpy import logging as logg
@@ -60,3 +63,71 @@ def restore_on_error(adata) -> Iterator[None]:
         if added:
             adata.obs.drop(columns=added, inplace=True)
         raise
+
+
+def renamed_keyword(old: str, new: str) -> Callable[[Callable], Callable]:
+    """Accept the keyword ``old`` as ``new`` for one release, with a FutureWarning naming the new spelling.
+
+    Used where a reader's ``key_added`` became ``key`` (scanpy's rule: ``key_added`` names what a tool
+    writes, ``key`` what a reader reads).
+    """
+
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"{function.__name__}() got both `{old}` and `{new}`; pass only `{new}`.")
+                warnings.warn(
+                    f"{function.__name__}(): `{old}=` is now `{new}=`; `{old}` will be removed.",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def positional_to_keywords(*names: str) -> Callable[[Callable], Callable]:
+    """Accept the keyword-only ``names`` as extra positional arguments for one release, with a FutureWarning.
+
+    Public functions take at most 3 positional parameters; this keeps calls written before a parameter
+    became keyword-only working (``f(adata, "group", "A", "B")`` -> ``f(adata, "group", group_a="A",
+    group_b="B")``).
+    """
+
+    def decorate(function: Callable) -> Callable:
+        n_positional = sum(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            for p in inspect.signature(function).parameters.values()
+        )
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            extra = args[n_positional:]
+            if extra:
+                if len(extra) > len(names):
+                    raise TypeError(
+                        f"{function.__name__}() takes {n_positional} positional arguments (then "
+                        f"{', '.join(names)} by keyword) but {len(args)} were given."
+                    )
+                moved = dict(zip(names, extra, strict=False))
+                clash = sorted(set(moved) & set(kwargs))
+                if clash:
+                    raise TypeError(f"{function.__name__}() got {clash} both by position and by keyword.")
+                warnings.warn(
+                    f"{function.__name__}(): pass {', '.join(f'{n}=' for n in moved)} by keyword; "
+                    "positional use will be removed.",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                kwargs.update(moved)
+                args = args[:n_positional]
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

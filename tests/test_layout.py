@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lava_sc"
-CORE_FORBIDDEN = ("anndata", "scanpy", "lava_sc.tl", "lava_sc.pl", "lava_sc.get", "lava_sc._adata")
+CORE_FORBIDDEN = ("anndata", "scanpy", "lava_sc.tl", "lava_sc.pl", "lava_sc.get", "lava_sc.explain", "lava_sc._adata")
 
 
 def module_level_imports(path: Path) -> list[str]:
@@ -34,5 +34,17 @@ def test_kernels_know_nothing_of_anndata_or_the_tools(path):
 
 @pytest.mark.parametrize("name", ["_adata.py", "_params.py", "_keys.py", "_validate.py"])
 def test_the_access_layer_does_not_import_the_tools_at_module_level(name):
-    bad = [n for n in module_level_imports(PACKAGE / name) if n.startswith(("lava_sc.tl", "lava_sc.pl", "lava_sc.get"))]
+    bad = [
+        n
+        for n in module_level_imports(PACKAGE / name)
+        if n.startswith(("lava_sc.tl", "lava_sc.pl", "lava_sc.get", "lava_sc.explain"))
+    ]
     assert not bad, f"{name} imports {bad} at module level"
+
+
+def test_explainers_live_in_explain_and_stay_importable_from_tl():
+    import lava_sc as lv
+
+    for name in lv.explain.__all__:
+        assert getattr(lv.tl, name) is getattr(lv.explain, name)
+        assert getattr(lv.explain, name).__module__.startswith("lava_sc.explain.")

@@ -1,25 +1,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import pandas as pd
 from anndata import AnnData
 
 from .._keys import STABILITY_KEY
+from .._utils import renamed_keyword
 from .._validate import check_adata, check_choice, check_key
 
 TABLES = ("effects", "noise_floor")
 
 
-def stability(adata: AnnData, key_added: str = STABILITY_KEY, *, table: str = "effects") -> pd.DataFrame:
-    """Results of :func:`lava_sc.tl.stability` as a DataFrame.
+@renamed_keyword("key_added", "key")
+def stability(
+    adata: AnnData, key: str = STABILITY_KEY, *, table: Literal["effects", "noise_floor"] = "effects"
+) -> pd.DataFrame:
+    """Results of :func:`lava_sc.explain.stability` as a DataFrame.
 
     Parameters
     ----------
     adata
-        Annotated data matrix with results of :func:`lava_sc.tl.stability`.
-    key_added
-        Where the assay wrote its results (``uns[key_added]``).
+        Annotated data matrix with results of :func:`lava_sc.explain.stability`.
+    key
+        The ``key_added`` the assay wrote its results to (``uns[key]``).
     table
         ``"effects"`` (default): one row per intervention, columns ``factor, kind, value,
         embedding_change, explanation_change, mean_jaccard, activity_corr, n_modules, n_matched,
@@ -30,20 +35,20 @@ def stability(adata: AnnData, key_added: str = STABILITY_KEY, *, table: str = "e
     Returns
     -------
     A copy of the table, index ``0 .. n-1``. The scalars (``noise_floor_mean``, ``noise_floor_max``,
-    ``kendall_tau``, ``kendall_pvalue``, ``kendall_note``, ...) are in ``adata.uns[key_added]``.
+    ``kendall_tau``, ``kendall_pvalue``, ``kendall_note``, ...) are in ``adata.uns[key]``.
     """
     check_adata(adata)
-    key_added = check_key(key_added)
+    key = check_key(key)
     check_choice("table", table, TABLES)
-    return stability_slot(adata, key_added)[table].copy().reset_index(drop=True)
+    return stability_slot(adata, key)[table].copy().reset_index(drop=True)
 
 
-def stability_slot(adata: AnnData, key_added: str) -> Mapping:
-    """``uns[key_added]``, or a KeyError saying to run :func:`lava_sc.tl.stability`."""
-    slot = adata.uns.get(key_added)
+def stability_slot(adata: AnnData, key: str) -> Mapping:
+    """``uns[key]``, or a KeyError saying to run :func:`lava_sc.explain.stability`."""
+    slot = adata.uns.get(key)
     if not isinstance(slot, Mapping) or not all(t in slot for t in TABLES):
         raise KeyError(
-            f"No LAVA stability results under {key_added!r}; run "
-            f"lava_sc.tl.stability(adata, vary={{...}}, key_added={key_added!r}) first."
+            f"No LAVA stability results under {key!r}; run "
+            f"lava_sc.explain.stability(adata, vary={{...}}, key_added={key!r}) first."
         )
     return slot

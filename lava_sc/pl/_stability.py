@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .._keys import STABILITY_KEY
+from .._utils import renamed_keyword
 from .._validate import check_adata, check_key
 from ..get._stability import stability_slot
 from ._utils import finish
@@ -23,15 +24,16 @@ NOISE_COLOUR = "0.55"
 EMBEDDING_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
+@renamed_keyword("key_added", "key")
 def stability(
     adata: AnnData,
     *,
-    key_added: str = STABILITY_KEY,
+    key: str = STABILITY_KEY,
     ax: Axes | Sequence[Axes] | None = None,
     show: bool | None = None,
     save: str | os.PathLike | bool | None = None,
 ) -> Axes | list[Axes] | None:
-    """The stability assay of :func:`lava_sc.tl.stability` in two panels.
+    """The stability assay of :func:`lava_sc.explain.stability` in two panels.
 
     **Left:** the explanation change (``1 -`` matched module Jaccard) of every intervention, grouped by
     factor (LAVA factors in blue, embedding factors in warm colours), against the seed-only noise floor:
@@ -45,9 +47,9 @@ def stability(
     Parameters
     ----------
     adata
-        Annotated data matrix with results of :func:`lava_sc.tl.stability`.
-    key_added
-        Where :func:`lava_sc.tl.stability` wrote its results.
+        Annotated data matrix with results of :func:`lava_sc.explain.stability`.
+    key
+        The ``key_added`` :func:`lava_sc.explain.stability` wrote its results to.
     ax
         A single Axes: draw only the left panel (explanation change per intervention) into it. Two
         Axes (a list, or the array from ``plt.subplots(1, 2)``): draw both panels into them. ``None``: a
@@ -66,12 +68,12 @@ def stability(
 
     Examples
     --------
-    >>> lv.tl.stability(adata, {"resolution": [0.5, 2], "n_neighbors": [10, 30]})
+    >>> lv.explain.stability(adata, {"resolution": [0.5, 2], "n_neighbors": [10, 30]})
     >>> lv.pl.stability(adata)
     """
     check_adata(adata)
-    key_added = check_key(key_added)
-    slot = stability_slot(adata, key_added)
+    key = check_key(key)
+    slot = stability_slot(adata, key)
     effects = slot["effects"].copy()
     effects["factor"] = effects["factor"].astype(str)
     effects["kind"] = effects["kind"].astype(str)

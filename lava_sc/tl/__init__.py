@@ -1,17 +1,25 @@
-"""Tools: ``localities`` -> ``correlations`` -> ``modules``; then differential activity, annotation,
-transfer, and the explainers LAVA is compared with (attribution baselines, stability)."""
+"""Tools: ``localities`` -> ``correlations`` -> ``modules``; then differential activity, annotation
+(``enrich``) and transfer (``score``).
 
-from ._corpus_attribution import corpus_attribution
+The explainers LAVA is compared with live in :mod:`lava_sc.explain`; their names stay importable
+from here (``lv.tl.corpus_attribution`` is ``lv.explain.corpus_attribution``)."""
+
 from ._correlations import correlations
-from ._counterfactual import counterfactual_attribution
 from ._differential import differential
 from ._enrich import enrich
-from ._label_free import label_free_importance
 from ._localities import localities
-from ._module_faithfulness import module_faithfulness
 from ._modules import modules
 from ._score import score
-from ._stability import stability
+
+# isort: split
+# after the pipeline tools: lava_sc.explain.stability imports them
+from ..explain import (
+    corpus_attribution,
+    counterfactual_attribution,
+    label_free_importance,
+    module_faithfulness,
+    stability,
+)
 
 __all__ = [
     "localities",
@@ -20,6 +28,7 @@ __all__ = [
     "differential",
     "enrich",
     "score",
+    # re-exported from lava_sc.explain
     "corpus_attribution",
     "label_free_importance",
     "counterfactual_attribution",

@@ -49,7 +49,7 @@ def fabricated(n_embedding: int = 4):
         )
     effects = pd.DataFrame(records)
     adata = ad.AnnData(np.zeros((3, 2), dtype=np.float32))
-    from lava_sc.tl._stability import kendall
+    from lava_sc.explain._stability import kendall
 
     tau, p, n, note = kendall(effects)
     adata.uns["stability"] = {
@@ -119,7 +119,7 @@ def test_list_of_two_axes():
 
 def test_real_assay_without_embedding_interventions_gives_one_panel(small_lava, tmp_path):
     adata = small_lava.copy()
-    lv.tl.stability(adata, {"resolution": [0.5, 2.0]}, n_repeats=1)
+    lv.explain.stability(adata, {"resolution": [0.5, 2.0]}, n_repeats=1)
     ax = lv.pl.stability(adata, show=False, save=tmp_path / "lava_only.png")
     assert isinstance(ax, Axes)
     assert is_png(tmp_path / "lava_only.png")
@@ -132,8 +132,12 @@ def test_bad_input():
     fig, axes = plt.subplots(1, 3)
     with pytest.raises(TypeError, match="list of two Axes"):
         lv.pl.stability(adata, ax=list(axes))
-    with pytest.raises(KeyError, match=r"lava_sc\.tl\.stability"):
+    with pytest.raises(KeyError, match=r"lava_sc\.explain\.stability"):
+        lv.pl.stability(adata, key="other")
+    with pytest.warns(FutureWarning, match="`key_added=` is now `key=`"), pytest.raises(KeyError):
         lv.pl.stability(adata, key_added="other")
+    with pytest.raises(TypeError, match="both"):
+        lv.pl.stability(adata, key="a", key_added="b")
     with pytest.raises(TypeError, match="AnnData"):
         lv.pl.stability(None)
     with pytest.raises(TypeError, match="save"):

@@ -12,7 +12,7 @@ from .._core import counterfactual as cf
 from .._core.gradients import METHODS
 from .._keys import DAC_KEY
 from .._params import store_params
-from .._utils import log_added, store
+from .._utils import log_added, positional_to_keywords, store
 from .._validate import (
     check_adata,
     check_choice,
@@ -35,12 +35,13 @@ LOW_ACCURACY = 0.6
 TOP_GENES = 10
 
 
+@positional_to_keywords("group_a", "group_b")
 def counterfactual_attribution(
     adata: AnnData,
     groupby: str,
+    *,
     group_a: str,
     group_b: str,
-    *,
     layer: str | None = None,
     genes=None,
     C: float = 1.0,
@@ -157,7 +158,7 @@ def counterfactual_attribution(
     Examples
     --------
     >>> import lava_sc as lv
-    >>> lv.tl.counterfactual_attribution(adata, "condition", "disease", "control")  # doctest: +SKIP
+    >>> lv.explain.counterfactual_attribution(adata, "condition", group_a="disease", group_b="control")  # doctest: +SKIP
     >>> lv.get.counterfactual(adata).head()  # doctest: +SKIP
     """
     check_adata(adata)

@@ -11,7 +11,7 @@ from .._core import counterfactual as cf
 from .._core.stats import benjamini_hochberg
 from .._keys import DEFAULT_KEY, FAITHFULNESS_KEY, Keys
 from .._params import store_params
-from .._utils import log_added, store
+from .._utils import log_added, positional_to_keywords, store
 from .._validate import check_adata, check_int, check_key, check_key_added_differs, check_not_lava_slot, require
 from ._counterfactual import prepare
 
@@ -30,12 +30,13 @@ COLUMNS = (
 )
 
 
+@positional_to_keywords("group_a", "group_b")
 def module_faithfulness(
     adata: AnnData,
     groupby: str,
+    *,
     group_a: str,
     group_b: str,
-    *,
     key: str = DEFAULT_KEY,
     modules: str | Sequence[str] | None = None,
     n_random: int = 50,
@@ -50,7 +51,7 @@ def module_faithfulness(
 ) -> AnnData | None:
     """How much of the difference between two groups each LAVA module carries, by counterfactual swaps.
 
-    Uses the classifier and counterfactuals of :func:`~lava_sc.tl.counterfactual_attribution`: an
+    Uses the classifier and counterfactuals of :func:`~lava_sc.explain.counterfactual_attribution`: an
     L2-regularised logistic regression separates ``group_a`` from ``group_b`` on the genes LAVA
     tested (``uns[key]["genes"]``), and each query cell of ``group_a`` is paired with its nearest
     cell of ``group_b`` in PCA space. For each module its genes (``uns[key]["module_genes"]``, those
@@ -83,7 +84,7 @@ def module_faithfulness(
     layer
         Layer with the expression; ``None`` uses ``X``.
     C, n_pcs, cells, max_cells
-        As in :func:`~lava_sc.tl.counterfactual_attribution` (``cells`` restricts the analysis, e.g.
+        As in :func:`~lava_sc.explain.counterfactual_attribution` (``cells`` restricts the analysis, e.g.
         to one cell type).
     random_state
         Seed for query subsampling, cross-validation, the PCA and the random gene sets.
@@ -107,7 +108,7 @@ def module_faithfulness(
     --------
     >>> import lava_sc as lv
     >>> lv.tl.modules(adata)  # doctest: +SKIP
-    >>> lv.tl.module_faithfulness(adata, "condition", "disease", "control")  # doctest: +SKIP
+    >>> lv.explain.module_faithfulness(adata, "condition", group_a="disease", group_b="control")  # doctest: +SKIP
     >>> lv.get.faithfulness(adata)  # doctest: +SKIP
     """
     check_adata(adata)

@@ -1,4 +1,4 @@
-"""Tests for :func:`lava_sc.tl.counterfactual_attribution` and :func:`lava_sc.get.counterfactual`."""
+"""Tests for :func:`lava_sc.explain.counterfactual_attribution` and :func:`lava_sc.get.counterfactual`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def three_gene_adata(n: int = 200, g: int = 40, seed: int = 0, shift: float = 3.
 @pytest.fixture(scope="module")
 def dac():
     adata = three_gene_adata()
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B", random_state=0)
+    lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", random_state=0)
     return adata
 
 
@@ -62,7 +62,7 @@ def test_pairs_are_nearest_other_group_cells_in_pca():
     adata = three_gene_adata(seed=1)
     rng = np.random.default_rng(5)
     adata.obsm["X_pca"] = rng.normal(size=(adata.n_obs, 12))
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B", n_pcs=8, max_cells=30)
+    lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", n_pcs=8, max_cells=30)
     pairs = lv.get.counterfactual(adata, table="pairs")
     assert len(pairs) == 30 and pairs["query"].is_unique
     pca = adata.obsm["X_pca"][:, :8]
@@ -81,8 +81,12 @@ def test_pca_computed_without_x_pca(dac):
 
 def test_methods_and_targets_agree_on_the_ranking(dac):
     adata = three_gene_adata()
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B", method="gradient_x_input", key_added="gxi")
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B", target="probability", n_steps=8, key_added="prob")
+    lv.explain.counterfactual_attribution(
+        adata, "group", group_a="A", group_b="B", method="gradient_x_input", key_added="gxi"
+    )
+    lv.explain.counterfactual_attribution(
+        adata, "group", group_a="A", group_b="B", target="probability", n_steps=8, key_added="prob"
+    )
     ig = lv.get.counterfactual(dac)
     gxi = lv.get.counterfactual(adata, "gxi")
     pd.testing.assert_frame_equal(ig, gxi, rtol=1e-10)  # exact for the logit
@@ -93,13 +97,17 @@ def test_methods_and_targets_agree_on_the_ranking(dac):
 
 def test_deterministic_subsample_and_cells_restriction():
     adata = three_gene_adata()
-    a = lv.tl.counterfactual_attribution(adata, "group", "A", "B", max_cells=20, random_state=3, copy=True)
-    b = lv.tl.counterfactual_attribution(adata, "group", "A", "B", max_cells=20, random_state=3, copy=True)
+    a = lv.explain.counterfactual_attribution(
+        adata, "group", group_a="A", group_b="B", max_cells=20, random_state=3, copy=True
+    )
+    b = lv.explain.counterfactual_attribution(
+        adata, "group", group_a="A", group_b="B", max_cells=20, random_state=3, copy=True
+    )
     assert "dac" not in adata.uns  # copy=True leaves the input alone
     pd.testing.assert_frame_equal(lv.get.counterfactual(a, table="pairs"), lv.get.counterfactual(b, table="pairs"))
     assert len(lv.get.counterfactual(a, table="pairs")) == 20
     in_b1 = adata.obs["batch"] == "b1"
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B", cells=in_b1)
+    lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", cells=in_b1)
     pairs = lv.get.counterfactual(adata, table="pairs")
     batch = adata.obs["batch"]
     assert (batch[pairs["query"]] == "b1").all() and (batch[pairs["counterfactual"]] == "b1").all()
@@ -111,7 +119,7 @@ def test_deterministic_subsample_and_cells_restriction():
 def test_input_not_modified():
     adata = three_gene_adata()
     before = adata.X.copy()
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B")
+    lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B")
     assert (adata.X != before).nnz == 0
     assert set(adata.uns) == {"dac"} and len(adata.obsm) == 0
 
@@ -119,26 +127,26 @@ def test_input_not_modified():
 def test_bad_input():
     adata = three_gene_adata()
     with pytest.raises(ValueError, match="not a level"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "C")
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="C")
     with pytest.raises(KeyError, match="not found in adata.obs"):
-        lv.tl.counterfactual_attribution(adata, "nope", "A", "B")
+        lv.explain.counterfactual_attribution(adata, "nope", group_a="A", group_b="B")
     with pytest.raises(ValueError, match="must differ"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "A")
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="A")
     tiny = adata.copy()
     tiny.obs["group"] = pd.Categorical(np.where(np.arange(tiny.n_obs) == 0, "C", tiny.obs["group"].astype(str)))
     with pytest.raises(ValueError, match="at least 2 cells"):
-        lv.tl.counterfactual_attribution(tiny, "group", "C", "B")
+        lv.explain.counterfactual_attribution(tiny, "group", group_a="C", group_b="B")
     with pytest.raises(ValueError, match="`method`"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "B", method="shap")
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", method="shap")
     with pytest.raises(KeyError, match="not in adata.var_names"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "B", genes=["g0", "nope"])
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", genes=["g0", "nope"])
     with pytest.raises(ValueError, match="`C`"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "B", C=0)
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", C=0)
     with pytest.raises(KeyError, match="not found"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "B", layer="counts")
-    with pytest.raises(KeyError, match="tl.counterfactual_attribution"):
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", layer="counts")
+    with pytest.raises(KeyError, match="explain.counterfactual_attribution"):
         lv.get.counterfactual(adata)
-    lv.tl.counterfactual_attribution(adata, "group", "A", "B")
+    lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B")
     with pytest.raises(ValueError, match="`table`"):
         lv.get.counterfactual(adata, table="modules")
 
@@ -149,7 +157,7 @@ def test_inseparable_groups_raise():
     adata.obs["group"] = pd.Categorical(rng.permutation(adata.obs["group"].to_numpy()))
     # fully regularised: every cell gets p ~ 0.5, no pair flips the classifier's call
     with pytest.raises(ValueError, match="nothing to attribute"):
-        lv.tl.counterfactual_attribution(adata, "group", "A", "B", C=1e-6)
+        lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", C=1e-6)
     assert "dac" not in adata.uns
 
 
@@ -162,3 +170,13 @@ def test_h5ad_round_trip(dac, tmp_path):
     for scalar in ("dac_auc", "random_auc", "classifier_accuracy", "n_pairs"):
         assert back.uns["dac"][scalar] == pytest.approx(dac.uns["dac"][scalar])
     assert back.uns["dac"]["params"]["counterfactual_attribution"]["group_a"] == "A"
+
+
+def test_groups_by_position_still_work_with_a_future_warning():
+    adata = three_gene_adata()
+    new = lv.explain.counterfactual_attribution(adata, "group", group_a="A", group_b="B", copy=True)
+    with pytest.warns(FutureWarning, match="group_a=, group_b= by keyword"):
+        old = lv.explain.counterfactual_attribution(adata, "group", "A", "B", copy=True)
+    pd.testing.assert_frame_equal(lv.get.counterfactual(new), lv.get.counterfactual(old))
+    with pytest.raises(TypeError, match="both by position and by keyword"):
+        lv.explain.counterfactual_attribution(adata, "group", "A", group_a="A", group_b="B")

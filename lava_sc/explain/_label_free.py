@@ -12,14 +12,8 @@ from .._core.gradients import METHODS
 from .._params import store_params
 from .._utils import log_added
 from .._validate import check_adata, check_choice, check_int, check_key, check_not_lava_slot
-from ._corpus_attribution import (
-    GROUPS,
-    added_lines,
-    check_bool,
-    prepare,
-    run_attribution,
-    write_results,
-)
+from ._attribute import GROUPS, added_lines, check_bool, run_attribution, write_results
+from ._encoder import prepare
 
 
 def label_free_importance(
@@ -98,7 +92,7 @@ def label_free_importance(
         With ``groupby``: DataFrame groups x attributed genes, the mean attribution in each group
         (``lava_sc.get.attribution(adata, key_added, level="groups")``).
     ``uns[key_added]["completeness"]``, ``uns[key_added]["params"]["label_free_importance"]``
-        As for :func:`lava_sc.tl.corpus_attribution` (the target is ``<f(x), f(x~)>``).
+        As for :func:`lava_sc.explain.corpus_attribution` (the target is ``<f(x), f(x~)>``).
     ``var[f"{key_added}_attribution"]``
         Mean attribution per gene (NaN for genes not attributed).
     ``obs[f"{key_added}_target"]``
@@ -110,7 +104,7 @@ def label_free_importance(
     --------
     >>> import scanpy as sc, lava_sc as lv
     >>> sc.pp.pca(adata)  # doctest: +SKIP
-    >>> lv.tl.label_free_importance(adata, groupby="cell_type")  # doctest: +SKIP
+    >>> lv.explain.label_free_importance(adata, groupby="cell_type")  # doctest: +SKIP
     >>> lv.get.attribution(adata, "label_free", level="groups")  # doctest: +SKIP
     """
     check_adata(adata)

@@ -25,7 +25,7 @@ def small():
 
 
 def test_pca_closed_form(planted_pca):
-    adata = lv.tl.label_free_importance(planted_pca, store_cells=True, copy=True)
+    adata = lv.explain.label_free_importance(planted_pca, store_cells=True, copy=True)
     X = planted_pca.X.toarray().astype(np.float64)
     W = np.asarray(planted_pca.varm["PCs"], dtype=np.float64)
     Z = (X - X.mean(axis=0)) @ W
@@ -39,7 +39,7 @@ def test_pca_closed_form(planted_pca):
 
 
 def test_mean_baseline_sums_to_squared_norm(planted_pca):
-    adata = lv.tl.label_free_importance(planted_pca, baseline="mean", store_cells=True, copy=True)
+    adata = lv.explain.label_free_importance(planted_pca, baseline="mean", store_cells=True, copy=True)
     X_pca = planted_pca.obsm["X_pca"].astype(np.float64)
     np.testing.assert_allclose(adata.layers["label_free"].sum(axis=1), np.sum(X_pca**2, axis=1), rtol=1e-3)
     comp = adata.uns["label_free"]["completeness"]
@@ -48,13 +48,13 @@ def test_mean_baseline_sums_to_squared_norm(planted_pca):
 
 
 def test_ig_equals_gradient_x_input_for_pca(planted_pca):
-    ig = lv.tl.label_free_importance(planted_pca, baseline="mean", copy=True)
-    gxi = lv.tl.label_free_importance(planted_pca, baseline="mean", method="gradient_x_input", copy=True)
+    ig = lv.explain.label_free_importance(planted_pca, baseline="mean", copy=True)
+    gxi = lv.explain.label_free_importance(planted_pca, baseline="mean", method="gradient_x_input", copy=True)
     pd.testing.assert_frame_equal(lv.get.attribution(ig, "label_free"), lv.get.attribution(gxi, "label_free"))
 
 
 def test_groups(planted_pca):
-    adata = lv.tl.label_free_importance(planted_pca, groupby="cell_type", store_cells=True, copy=True)
+    adata = lv.explain.label_free_importance(planted_pca, groupby="cell_type", store_cells=True, copy=True)
     groups = lv.get.attribution(adata, "label_free", level="groups")
     assert list(groups.index) == ["T0", "T1", "T2", "T3", "T4"]
     cells = adata.obs["cell_type"].to_numpy() == "T3"
@@ -66,7 +66,7 @@ def test_groups(planted_pca):
     print("overall top 10:", lv.get.attribution(adata, "label_free")["gene"].head(10).tolist())
     assert sum(g.startswith("mk_T1_") for g in top) >= 3
     with pytest.raises(KeyError, match="groupby"):
-        lv.get.attribution(lv.tl.label_free_importance(planted_pca, copy=True), "label_free", level="groups")
+        lv.get.attribution(lv.explain.label_free_importance(planted_pca, copy=True), "label_free", level="groups")
 
 
 def test_callable_nonlinear_completeness(small):
@@ -76,7 +76,7 @@ def test_callable_nonlinear_completeness(small):
     def encoder(A):
         return np.tanh(0.4 * A @ W - 0.2)
 
-    adata = lv.tl.label_free_importance(small, encoder=encoder, n_steps=48, groupby="group", copy=True)
+    adata = lv.explain.label_free_importance(small, encoder=encoder, n_steps=48, groupby="group", copy=True)
     comp = adata.uns["label_free"]["completeness"]
     delta = comp["mean_target"] - comp["mean_target_baseline"]
     assert comp["mean_attribution_sum"] == pytest.approx(delta, rel=1e-3)
@@ -90,32 +90,32 @@ def test_callable_pca_matches_closed_form(small):
     sc.pp.pca(adata, n_comps=4)
     X = adata.X.astype(np.float64)
     mean, W = X.mean(axis=0), np.asarray(adata.varm["PCs"], dtype=np.float64)
-    exact = lv.tl.label_free_importance(adata, store_cells=True, copy=True)
-    numeric = lv.tl.label_free_importance(adata, encoder=lambda A: (A - mean) @ W, store_cells=True, copy=True)
+    exact = lv.explain.label_free_importance(adata, store_cells=True, copy=True)
+    numeric = lv.explain.label_free_importance(adata, encoder=lambda A: (A - mean) @ W, store_cells=True, copy=True)
     np.testing.assert_allclose(numeric.layers["label_free"], exact.layers["label_free"], rtol=1e-4, atol=1e-7)
-    sub = lv.tl.label_free_importance(adata, genes=["g2", "g5"], store_cells=True, copy=True)
+    sub = lv.explain.label_free_importance(adata, genes=["g2", "g5"], store_cells=True, copy=True)
     np.testing.assert_allclose(sub.layers["label_free"][:, [2, 5]], exact.layers["label_free"][:, [2, 5]], rtol=1e-6)
     assert sub.var["label_free_attribution"].notna().sum() == 2
 
 
 def test_bad_input(planted_pca, small):
     with pytest.raises(KeyError, match=r"sc\.pp\.pca"):
-        lv.tl.label_free_importance(small)
+        lv.explain.label_free_importance(small)
     with pytest.raises(KeyError, match="groupby"):
-        lv.tl.label_free_importance(planted_pca, groupby="tissue")
+        lv.explain.label_free_importance(planted_pca, groupby="tissue")
     with pytest.raises(KeyError, match="not in adata.var_names"):
-        lv.tl.label_free_importance(planted_pca, genes=["XIST"])
+        lv.explain.label_free_importance(planted_pca, genes=["XIST"])
     with pytest.raises(ValueError, match="one value per gene"):
-        lv.tl.label_free_importance(planted_pca, baseline=np.zeros(3))
+        lv.explain.label_free_importance(planted_pca, baseline=np.zeros(3))
     with pytest.raises(ValueError, match="n_steps"):
-        lv.tl.label_free_importance(planted_pca, n_steps=0)
+        lv.explain.label_free_importance(planted_pca, n_steps=0)
     with pytest.raises(ValueError, match="cells x dimensions"):
-        lv.tl.label_free_importance(small, encoder=lambda A: A[:1])
+        lv.explain.label_free_importance(small, encoder=lambda A: A[:1])
     assert "label_free" not in planted_pca.uns
 
 
 def test_h5ad_round_trip(planted_pca, tmp_path):
-    adata = lv.tl.label_free_importance(planted_pca, groupby="cell_type", store_cells=True, copy=True)
+    adata = lv.explain.label_free_importance(planted_pca, groupby="cell_type", store_cells=True, copy=True)
     path = tmp_path / "lf.h5ad"
     adata.write_h5ad(path)
     back = ad.read_h5ad(path)
@@ -136,8 +136,8 @@ def test_warns_when_pca_does_not_match_expression(planted_pca):
     sc.settings.logfile, sc.settings.verbosity = buf, 2
     try:
         subset = planted_pca[planted_pca.obs["cell_type"].isin(["T1", "T2"])].copy()
-        lv.tl.label_free_importance(subset)  # gene means of the subset are not the PCA's centre
-        lv.tl.label_free_importance(planted_pca, copy=True)
+        lv.explain.label_free_importance(subset)  # gene means of the subset are not the PCA's centre
+        lv.explain.label_free_importance(planted_pca, copy=True)
     finally:
         sc.settings.logfile, sc.settings.verbosity = old_file, old_verbosity
     assert buf.getvalue().count("differs from the PCA projection") == 1

@@ -18,10 +18,10 @@ from .._keys import DEFAULT_KEY, STABILITY_KEY, Keys
 from .._params import PIPELINE, decode, encode
 from .._utils import log_added, progress
 from .._validate import check_adata, check_float, check_int, check_key, embedding, resolve_basis
-from ._correlations import correlations
-from ._localities import default_n_cells, localities
-from ._modules import modules
-from ._populations import resolve_groupby
+from ..tl._correlations import correlations
+from ..tl._localities import default_n_cells, localities
+from ..tl._modules import modules
+from ..tl._populations import resolve_groupby
 
 #: LAVA hyperparameters the assay can vary: name -> (stage, integer?, bounds for the check)
 LAVA_FACTORS: dict[str, tuple[str, bool, dict]] = {
@@ -188,7 +188,7 @@ def stability(
     Examples
     --------
     >>> lv.tl.modules(adata, random_state=0)
-    >>> lv.tl.stability(adata, {"n_cells": [100, 200], "resolution": [0.5, 2], "n_neighbors": [10, 30]})
+    >>> lv.explain.stability(adata, {"n_cells": [100, 200], "resolution": [0.5, 2], "n_neighbors": [10, 30]})
     >>> lv.get.stability(adata)
     """
     check_adata(adata)

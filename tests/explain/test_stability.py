@@ -1,4 +1,4 @@
-"""Tests for :func:`lava_sc.tl.stability` and :func:`lava_sc.get.stability` on a small planted simulation."""
+"""Tests for :func:`lava_sc.explain.stability` and :func:`lava_sc.get.stability` on a small planted simulation."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def planted_umap():
 def assayed(planted_umap):
     """One LAVA intervention and one embedding intervention (n_neighbors: another value and the reference's)."""
     adata = planted_umap.copy()
-    lv.tl.stability(adata, {"resolution": [0.5], "n_neighbors": [10, 15]}, n_repeats=2)
+    lv.explain.stability(adata, {"resolution": [0.5], "n_neighbors": [10, 15]}, n_repeats=2)
     return adata
 
 
@@ -58,7 +58,7 @@ def snapshot(adata):
 
 def test_identical_settings_give_no_change(planted_umap):
     adata = planted_umap.copy()
-    lv.tl.stability(adata, {"random_state": [0, 0], "fdr": [0.05]}, n_repeats=1)
+    lv.explain.stability(adata, {"random_state": [0, 0], "fdr": [0.05]}, n_repeats=1)
     effects = lv.get.stability(adata)
     assert len(effects) == 3
     assert (effects["explanation_change"] <= 0.05).all()  # required: identical settings reproduce the reference
@@ -107,7 +107,7 @@ def test_effects_table_and_measures(assayed, planted_umap):
 def test_leaves_adata_untouched_except_key_added(planted_umap):
     adata = planted_umap.copy()
     before = snapshot(adata)
-    lv.tl.stability(adata, {"overlap": [2.0]}, n_repeats=1, key_added="stab")
+    lv.explain.stability(adata, {"overlap": [2.0]}, n_repeats=1, key_added="stab")
     after = snapshot(adata)
     assert after["uns"] == before["uns"] | {"stab"}
     assert after["lava"] == before["lava"] and after["obsm"] == before["obsm"] and after["obs"] == before["obs"]
@@ -120,7 +120,7 @@ def test_reference_computed_when_missing_and_copy(planted_umap):
     del adata.uns["lava"]
     for k in ("lava_localities", "lava_activity"):
         del adata.obsm[k]
-    out = lv.tl.stability(adata, {"random_state": [0]}, n_repeats=1, copy=True)
+    out = lv.explain.stability(adata, {"random_state": [0]}, n_repeats=1, copy=True)
     assert "stability" not in adata.uns and "lava" not in adata.uns  # the reference run went to a copy
     assert "lava" not in out.uns and "lava_activity" not in out.obsm
     res = out.uns["stability"]
@@ -130,7 +130,7 @@ def test_reference_computed_when_missing_and_copy(planted_umap):
 
 def test_three_embedding_factors_give_kendall_tau(planted_umap):
     adata = planted_umap.copy()
-    lv.tl.stability(adata, {"n_pcs": [10], "umap_seed": [1], "min_dist": [0.1]}, n_repeats=1)
+    lv.explain.stability(adata, {"n_pcs": [10], "umap_seed": [1], "min_dist": [0.1]}, n_repeats=1)
     res = adata.uns["stability"]
     effects = res["effects"]
     assert (effects["kind"] == "embedding").all() and not effects["is_reference"].any()
@@ -142,13 +142,13 @@ def test_three_embedding_factors_give_kendall_tau(planted_umap):
 
 def test_empty_vary_measures_the_noise_floor_only(planted_umap):
     adata = planted_umap.copy()
-    lv.tl.stability(adata, {}, n_repeats=1)
+    lv.explain.stability(adata, {}, n_repeats=1)
     assert lv.get.stability(adata).empty
     assert len(lv.get.stability(adata, table="noise_floor")) == 1
 
 
 def test_kendall_tau_with_three_embedding_interventions():
-    from lava_sc.tl._stability import kendall
+    from lava_sc.explain._stability import kendall
 
     effects = pd.DataFrame(
         {
@@ -197,22 +197,22 @@ def test_h5ad_round_trip(assayed, tmp_path):
 )
 def test_bad_vary(planted_umap, vary, error, match):
     with pytest.raises(error, match=match):
-        lv.tl.stability(planted_umap, vary)
+        lv.explain.stability(planted_umap, vary)
     assert "stability" not in planted_umap.uns
 
 
 def test_bad_arguments(planted_umap):
     with pytest.raises(ValueError, match="key_added"):
-        lv.tl.stability(planted_umap, {"fdr": [0.1]}, key_added="lava")
+        lv.explain.stability(planted_umap, {"fdr": [0.1]}, key_added="lava")
     with pytest.raises(ValueError, match="n_repeats"):
-        lv.tl.stability(planted_umap, {"fdr": [0.1]}, n_repeats=0)
+        lv.explain.stability(planted_umap, {"fdr": [0.1]}, n_repeats=0)
     with pytest.raises(KeyError, match="X_tsne"):
-        lv.tl.stability(planted_umap, {"fdr": [0.1]}, basis="X_tsne")
+        lv.explain.stability(planted_umap, {"fdr": [0.1]}, basis="X_tsne")
     with pytest.raises(ValueError, match="computed on 'X_umap'"):
-        lv.tl.stability(planted_umap, {"fdr": [0.1]}, basis="X_pca")
+        lv.explain.stability(planted_umap, {"fdr": [0.1]}, basis="X_pca")
     with pytest.raises(TypeError, match="AnnData"):
-        lv.tl.stability(np.zeros((5, 5)), {"fdr": [0.1]})
-    with pytest.raises(KeyError, match=r"run lava_sc\.tl\.stability"):
+        lv.explain.stability(np.zeros((5, 5)), {"fdr": [0.1]})
+    with pytest.raises(KeyError, match=r"run lava_sc\.explain\.stability"):
         lv.get.stability(planted_umap)
     assert "stability" not in planted_umap.uns
 

@@ -1,4 +1,4 @@
-"""Tests for :func:`lava_sc.tl.module_faithfulness` and :func:`lava_sc.get.faithfulness`."""
+"""Tests for :func:`lava_sc.explain.module_faithfulness` and :func:`lava_sc.get.faithfulness`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import lava_sc as lv
-from lava_sc.tl._module_faithfulness import COLUMNS
+from lava_sc.explain._module_faithfulness import COLUMNS
 
 
 def three_gene_adata(n: int = 200, g: int = 40, seed: int = 0, shift: float = 3.0) -> ad.AnnData:
@@ -51,7 +51,7 @@ def test_planted_disease_module_in_t4(planted_lava):
     genes = lv.get.module_genes(adata)
     match = genes[genes["gene"].isin(planted)]["module"].value_counts().idxmax()
     t4 = adata.obs["cell_type"] == "T4"
-    lv.tl.module_faithfulness(adata, "condition", "disease", "control", cells=t4, random_state=0)
+    lv.explain.module_faithfulness(adata, "condition", group_a="disease", group_b="control", cells=t4, random_state=0)
     res = lv.get.faithfulness(adata)
     slot = adata.uns["faithfulness"]
     print(f"\nmodule matching disease_T4: {match}")
@@ -74,7 +74,7 @@ def test_planted_disease_module_in_t4(planted_lava):
 
 def test_separating_module_restores_most():
     adata = with_modules(three_gene_adata())
-    lv.tl.module_faithfulness(adata, "group", "A", "B", n_random=30, random_state=0)
+    lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", n_random=30, random_state=0)
     res = lv.get.faithfulness(adata).set_index("module")
     print(res.to_string())
     assert res.loc["M1", "restored"] > 0.5
@@ -90,8 +90,8 @@ def test_separating_module_restores_most():
 
 def test_modules_subset_and_determinism():
     adata = with_modules(three_gene_adata())
-    a = lv.tl.module_faithfulness(adata, "group", "A", "B", modules="M2", n_random=10, copy=True)
-    b = lv.tl.module_faithfulness(adata, "group", "A", "B", modules=["M2"], n_random=10, copy=True)
+    a = lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", modules="M2", n_random=10, copy=True)
+    b = lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", modules=["M2"], n_random=10, copy=True)
     assert "faithfulness" not in adata.uns
     pd.testing.assert_frame_equal(lv.get.faithfulness(a), lv.get.faithfulness(b))
     assert list(lv.get.faithfulness(a)["module"]) == ["M2"]
@@ -100,27 +100,27 @@ def test_modules_subset_and_determinism():
 def test_bad_input():
     adata = three_gene_adata()
     with pytest.raises(KeyError, match="tl.modules"):
-        lv.tl.module_faithfulness(adata, "group", "A", "B")
+        lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B")
     adata = with_modules(adata)
     with pytest.raises(ValueError, match="not a level"):
-        lv.tl.module_faithfulness(adata, "group", "A", "Z")
+        lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="Z")
     tiny = adata.copy()
     tiny.obs["group"] = pd.Categorical(np.where(np.arange(tiny.n_obs) == 0, "C", tiny.obs["group"].astype(str)))
     with pytest.raises(ValueError, match="at least 2 cells"):
-        lv.tl.module_faithfulness(tiny, "group", "C", "B")
+        lv.explain.module_faithfulness(tiny, "group", group_a="C", group_b="B")
     with pytest.raises(KeyError, match="Unknown module"):
-        lv.tl.module_faithfulness(adata, "group", "A", "B", modules="M9")
+        lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", modules="M9")
     with pytest.raises(ValueError, match="must differ from `key`"):
-        lv.tl.module_faithfulness(adata, "group", "A", "B", key_added="lava")
+        lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", key_added="lava")
     with pytest.raises(ValueError, match="`n_random`"):
-        lv.tl.module_faithfulness(adata, "group", "A", "B", n_random=0)
-    with pytest.raises(KeyError, match="tl.module_faithfulness"):
+        lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", n_random=0)
+    with pytest.raises(KeyError, match="explain.module_faithfulness"):
         lv.get.faithfulness(adata)
 
 
 def test_h5ad_round_trip(tmp_path):
     adata = with_modules(three_gene_adata())
-    lv.tl.module_faithfulness(adata, "group", "A", "B", n_random=10)
+    lv.explain.module_faithfulness(adata, "group", group_a="A", group_b="B", n_random=10)
     path = tmp_path / "faith.h5ad"
     adata.write_h5ad(path)
     back = ad.read_h5ad(path)
