@@ -14,8 +14,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from ._core.correlations import gene_matrix
+from ._core.distributed import column_variance as dask_column_variance
 from ._core.distributed import gather_columns, is_dask
+from ._core.expression import column_variance as sparse_column_variance
+from ._core.expression import gene_matrix
 from ._core.knn import NeighbourIndex
 from ._keys import INVALIDATES, Keys
 from ._params import recorded
@@ -192,6 +194,35 @@ def dense_block(values, rows: np.ndarray, cols: np.ndarray | None = None) -> np.
     out = np.empty(block.shape, dtype=np.float64)
     out[order] = block
     return out
+
+
+def column_means(values, cols: np.ndarray | None = None) -> np.ndarray:
+    """Mean of each column (``cols`` of them) over all cells, in float64."""
+    return column_sums(values, cols) / values.shape[0]
+
+
+def column_sums(values, cols: np.ndarray | None = None) -> np.ndarray:
+    """Sum of each column (``cols`` of them) of a dense, sparse or dask expression matrix, in float64."""
+    if is_dask(values):  # one row block in memory at a time (blocks may be dense or sparse)
+        bounds = np.cumsum((0, *values.chunks[0]))
+        return sum(
+            (column_sums(values[a:b].compute(), cols) for a, b in zip(bounds[:-1], bounds[1:], strict=True)),
+            start=np.zeros(values.shape[1] if cols is None else len(cols)),
+        )
+    if sp.issparse(values):  # scipy's sum(dtype=float64) accumulates float32 data in float32
+        sub = sp.csr_matrix(values if cols is None else values[:, np.asarray(cols)])
+        return np.bincount(sub.indices, weights=sub.data.astype(np.float64), minlength=sub.shape[1])
+    sub = np.asarray(values) if cols is None else np.asarray(values)[:, np.asarray(cols)]
+    return sub.sum(axis=0, dtype=np.float64)
+
+
+def column_variance(values, idx: np.ndarray) -> np.ndarray:
+    """Variance (ddof 0, float64) of the columns ``idx`` of a dense, sparse or dask expression matrix."""
+    if is_dask(values):
+        return dask_column_variance(values[:, idx])
+    if sp.issparse(values):
+        return sparse_column_variance(values)[idx]
+    return np.asarray(values[:, idx], dtype=np.float64).var(axis=0)
 
 
 def gene_columns(values, var_names: pd.Index, genes) -> tuple[np.ndarray | sp.spmatrix, pd.Index]:

@@ -80,6 +80,10 @@ class Keys:
     locality_activity = "locality_activity"
     enrichment = "enrichment"
     differential = "differential"
+    locality_composition = "locality_composition"
+    #: the summary columns of ``uns[key]["locality_composition"]["table"]`` (the per-group fractions
+    #: are stored apart, in ``"fractions"``)
+    composition_summary = ("n_labelled", "purity", "entropy", "n_groups_present", "dominant")
 
 
 #: what a new run of each step makes stale under its own ``key``: the ``uns[key]`` entries removed, and

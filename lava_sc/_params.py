@@ -161,6 +161,12 @@ def stale_upstream(adata, key: str, step: str) -> list[str]:
 # --- typed settings of the pipeline steps ---------------------------------------------------------
 
 
+def literal_values(hint) -> tuple:
+    """The values a ``Literal`` annotation allows, also inside a union (``int | Literal["auto"]``)."""
+    options = [hint, *get_args(hint)]
+    return tuple(v for option in options if get_origin(option) is Literal for v in get_args(option))
+
+
 def recorded_only(default=None):
     """A field the tool records but does not take as an argument (a diagnostic of the run)."""
     return field(default=default, metadata={"argument": False})
@@ -185,6 +191,11 @@ class Settings:
 
         parameters = inspect.signature(getattr(tl, cls.STEP)).parameters
         return {name: parameters[name].default for name in cls.argument_names()}
+
+    @classmethod
+    def choices(cls, name: str) -> tuple:
+        """The values a ``Literal`` setting allows (for the command line's ``choices=``)."""
+        return literal_values(typing.get_type_hints(cls)[name])
 
     @classmethod
     def from_uns(cls, stored: Mapping) -> Settings:

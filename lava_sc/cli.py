@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from ._params import ModulesSettings
     from .tl import correlations, localities, modules
 
     parser = argparse.ArgumentParser(
@@ -77,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and write the annotated h5ad, CSV tables and PNG figures to --out.",
     )
     demo.add_argument("--out", type=Path, default=Path("lava_demo"), help="output folder (default: %(default)s)")
-    demo.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+    demo.add_argument(
+        "--random-state", type=int, default=_default(modules, "random_state"), help="seed (default: %(default)s)"
+    )
     demo.set_defaults(func=run_demo)
 
     run = sub.add_parser(
@@ -103,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="average number of localities per cell (default: %(default)s)",
     )
     cor = run.add_argument_group("correlations")
-    cor.add_argument("--layer", default=None, help="layer with log-normalised expression (default: X)")
+    cor.add_argument(
+        "--layer", default=_default(correlations, "layer"), help="layer with log-normalised expression (default: X)"
+    )
     cor.add_argument(
         "--fdr",
         type=float,
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     mod = run.add_argument_group("modules")
     mod.add_argument(
         "--method",
-        choices=["leiden", "nmf"],
+        choices=ModulesSettings.choices("method"),
         default=_default(modules, "method"),
         help="module finder (default: %(default)s)",
     )
@@ -147,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--key", default=_default(modules, "key"), help="key of the results in uns/obsm (default: %(default)s)"
     )
-    out.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+    out.add_argument(
+        "--random-state", type=int, default=_default(modules, "random_state"), help="seed (default: %(default)s)"
+    )
     out.add_argument(
         "--tables",
         type=Path,
@@ -342,6 +349,7 @@ def module_list(adata, key: str) -> list[str]:
 def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
     """A one-screen text summary of the LAVA results stored under ``key``."""
     from . import get
+    from ._params import recorded
 
     slot = adata.uns[key]
     params = slot["params"]
@@ -372,9 +380,9 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         lines.append("No modules found. Try more cells per locality (--n-cells), a higher --fdr, or --method nmf.")
         return "\n".join(lines)
     stats = slot.get("module_stats")
-    groupby = params["modules"].get("groupby", "None")
+    groupby = recorded(adata, key, "modules", "groupby")
     where = {}
-    if stats is not None and groupby != "None":
+    if stats is not None and groupby is not None:
         for _, row in stats.iterrows():
             where[str(row["module"])] = f"{row['top_group']}{' *' if bool(row['mixed']) else ''}"
     lines += [

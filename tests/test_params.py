@@ -14,6 +14,7 @@ from lava_sc._params import (
     ModulesSettings,
     decode,
     encode,
+    literal_values,
     recorded,
     stale_upstream,
 )
@@ -150,3 +151,14 @@ def test_rerunning_correlations_clears_modules_and_their_records(pipeline):
     assert "modules" not in adata.uns["lava"] and "modules" not in adata.uns["lava"]["params"]
     assert "lava_activity" not in adata.obsm
     assert "localities" in adata.uns["lava"]["params"]
+
+
+@pytest.mark.parametrize("settings", PIPELINE, ids=lambda s: s.STEP)
+def test_tool_choices_match_the_settings(settings):
+    """A choice (``Literal``) of a step's settings allows exactly what its tool's annotation allows."""
+    import typing
+
+    tool = getattr(lv.tl, settings.STEP)
+    hints = typing.get_type_hints(tool)
+    for name in settings.argument_names():
+        assert literal_values(hints[name]) == settings.choices(name), f"tl.{settings.STEP}: `{name}`"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -29,7 +30,8 @@ from .gradients import path_attribution
 #: attribution methods (see :func:`attribute`)
 
 #: what is attributed: the classifier's logit for group A, or its probability
-TARGETS = ("logit", "probability")
+Target = Literal["logit", "probability"]
+TARGETS = get_args(Target)
 
 
 @dataclass(frozen=True)

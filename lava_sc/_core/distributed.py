@@ -19,7 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .correlations import LocalitySketch, SketchOptions, as_sketch_matrix, locality_cells, pool_localities, sketch_one
+from .correlations import LocalitySketch, SketchOptions, locality_cells, pool_localities, sketch_one
+from .expression import as_sketch_matrix
 
 #: localities sketched by one dask task in ``tl.correlations``
 LOCALITIES_PER_TASK = 64

@@ -11,10 +11,12 @@ and a baseline ``x'``:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import numpy as np
 
-METHODS = ("integrated_gradients", "gradient_x_input")
+Method = Literal["integrated_gradients", "gradient_x_input"]
+METHODS = get_args(Method)
 
 
 def midpoints(n_steps: int) -> np.ndarray:

@@ -16,16 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .blas import one_blas_thread
-from .correlations import (
-    _column_stats,
-    as_sketch_matrix,
-    column_floor,
-    gather_rows,
-    locality_cells,
-    resolve_n_jobs,
-    standardise,
-    thread_workspace,
-)
+from .correlations import _column_stats, locality_cells, resolve_n_jobs, standardise, thread_workspace
+from .expression import as_sketch_matrix, column_floor, gather_rows
 
 #: pairs correlated at once inside a locality (bounds the n_cells x pairs temporaries)
 PAIR_CHUNK = 50_000

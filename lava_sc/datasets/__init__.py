@@ -2,7 +2,8 @@
 
 from ._atlas import simulate_atlas
 from ._images import digits, mnist
-from ._kidney import kidney, kidney_gene_sets, simulate_kidney
+from ._kidney import simulate_kidney
+from ._kidney_data import kidney, kidney_gene_sets
 from ._recovery import recovery
 from ._simulate import simulate_planted
 

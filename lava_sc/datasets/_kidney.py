@@ -7,7 +7,8 @@ planted as correlation through a shared per-cell latent, not as mean shifts, in 
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from importlib import resources
 
 import anndata
 import numpy as np
@@ -16,7 +17,7 @@ from scipy import sparse
 
 from ._simulate import _check_int
 
-__all__ = ["simulate_kidney", "kidney_gene_sets", "kidney"]
+__all__ = ["simulate_kidney"]
 
 CELL_TYPES = ("PT", "TAL", "DCT", "CD", "EC", "Immune", "Fib")
 CONDITIONS = ("reference", "AKI", "CKD")
@@ -29,187 +30,30 @@ _COMPOSITION = {
     "CKD": (0.40, 0.14, 0.07, 0.09, 0.07, 0.09, 0.14),
 }
 
-_MARKERS = {
-    "PT": ("LRP2", "CUBN", "SLC34A1", "SLC5A12", "SLC22A6", "HNF4A"),
-    "TAL": ("UMOD", "SLC12A1", "CLDN16", "KCNJ1", "CASR", "EGF"),
-    "DCT": ("SLC12A3", "CALB1", "PVALB", "TRPM6", "CNNM2", "KLHL3"),
-    "CD": ("AQP2", "AQP3", "SCNN1G", "FXYD4", "GATA3", "SCNN1B"),
-    "EC": ("PECAM1", "EMCN", "PLVAP", "FLT1", "KDR", "VWF"),
-    "Immune": ("PTPRC", "CD74", "HLA-DRA", "LYZ", "CD14", "CD3E"),
-    "Fib": ("COL1A1", "DCN", "LUM", "PDGFRA", "COL1A2", "C7"),
-}
-# condition markers: a modest mean shift in every cell of the condition (places disease cells in an
-# adjacent sub-cluster of their type)
-_CONDITION_MARKERS = {
-    "AKI": ("FOS", "JUN", "EGR1", "ATF3", "IER3", "DUSP1", "ZFP36"),
-    "CKD": ("CD44", "ITGB6", "KRT7", "MMP7", "C3", "SERPINA3", "CXCL1"),
-}
+_TABLES = json.loads(resources.files(__package__).joinpath("kidney_genes.json").read_text())
 
-# planted programs: illustrative names, padded with <prefix>_<i> beyond the list
-_PROGRAMS = {
-    "injury": {
-        "cell_types": ("PT", "TAL"),
-        "conditions": ("AKI", "CKD"),
-        "prefix": "INJ",
-        "genes": (
-            "HAVCR1",
-            "LCN2",
-            "VCAM1",
-            "SPP1",
-            "CDKN1A",
-            "KRT8",
-            "KRT18",
-            "CLU",
-            "SOX9",
-            "TIMP1",
-            "S100A6",
-            "LGALS3",
-            "ANXA3",
-            "PROM1",
-            "CD24",
-            "VIM",
-        ),
-    },  # fmt: skip
-    "homeostatic": {
-        "cell_types": ("PT",),
-        "conditions": ("reference",),
-        "prefix": "HOM",
-        "genes": (
-            "ACSM2A",
-            "ACSM2B",
-            "GATM",
-            "PCK1",
-            "G6PC1",
-            "ALDOB",
-            "MIOX",
-            "SLC22A8",
-            "SLC13A3",
-            "SLC4A4",
-            "SLC22A2",
-            "FBP1",
-            "BHMT",
-            "KHK",
-            "DPYS",
-            "PDZK1",
-        ),
-    },  # fmt: skip
-    "fibrosis": {
-        "cell_types": ("Fib",),
-        "conditions": ("CKD",),
-        "prefix": "FIB",
-        "genes": (
-            "POSTN",
-            "FN1",
-            "TGFB1",
-            "COL3A1",
-            "COL5A1",
-            "COL6A3",
-            "LOX",
-            "SPARC",
-            "ACTA2",
-            "TAGLN",
-            "CCN2",
-            "MMP2",
-            "THBS2",
-            "FAP",
-            "PDGFRB",
-            "COL4A1",
-        ),
-    },  # fmt: skip
-    "gradient": {
-        "cell_types": ("CD",),
-        "conditions": CONDITIONS,
-        "prefix": "CMG",
-        "axis": "cd_axis",
-        "slope": 2.0,
-        "genes": (
-            "AKR1B1",
-            "SLC6A6",
-            "SLC5A3",
-            "SLC6A12",
-            "SLC14A2",
-            "CRYAB",
-            "HSPB1",
-            "AQP4",
-            "SGK1",
-            "NFAT5",
-            "HSPA4L",
-            "SPINK1",
-            "TACSTD2",
-            "UPK1A",
-            "KRT5",
-            "S100P",
-        ),
-    },  # fmt: skip
-    "pt_segment": {
-        "cell_types": ("PT",),
-        "conditions": CONDITIONS,
-        "prefix": "SEG",
-        "axis": "pt_axis",
-        "slope": 1.5,
-        "genes": (
-            "SLC5A2",
-            "SLC22A7",
-            "SLC7A13",
-            "SLC22A24",
-            "SLC5A8",
-            "GLYAT",
-            "NAT8",
-            "SLC3A1",
-            "SLC7A9",
-            "AGXT2",
-            "PDZK1IP1",
-            "ANPEP",
-            "MME",
-            "FOLR1",
-            "SLC22A13",
-            "APOM",
-        ),
-    },  # fmt: skip
-    "interferon": {
-        "cell_types": ("Immune",),
-        "conditions": CONDITIONS,
-        "prefix": "IFN",
-        "genes": (
-            "ISG15",
-            "IFI6",
-            "IFIT1",
-            "IFIT3",
-            "MX1",
-            "OAS1",
-            "OAS2",
-            "STAT1",
-            "IRF7",
-            "IFI44L",
-            "RSAD2",
-            "IFITM3",
-            "XAF1",
-            "BST2",
-            "HERC5",
-            "IFI27",
-        ),
-    },  # fmt: skip
-}
+
+def _frozen(value):
+    """Lists of the JSON file as tuples (the tables are constants)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+#: cell-type markers and condition markers (a modest mean shift in every cell of the condition, which
+#: places disease cells in an adjacent sub-cluster of their type)
+_MARKERS = _frozen(_TABLES["markers"])
+_CONDITION_MARKERS = _frozen(_TABLES["condition_markers"])
+#: planted programs (illustrative names, padded with <prefix>_<i> beyond the list): the cell types and
+#: conditions where each is active, and for the gradients the latent axis and its slope
+_PROGRAMS = _frozen(_TABLES["programs"])
 PROGRAMS = tuple(_PROGRAMS)
-
-# gene-set names of the offline collection (kidney_gene_sets)
-_SET_NAMES = {
-    "injury": "INJURY_RESPONSE_SIM",
-    "homeostatic": "PT_HOMEOSTASIS_SIM",
-    "fibrosis": "FIBROSIS_ECM_SIM",
-    "gradient": "CD_CORTICOMEDULLARY_SIM",
-    "pt_segment": "PT_SEGMENT_AXIS_SIM",
-    "interferon": "INTERFERON_RESPONSE_SIM",
-}
-# members of a real collection that the simulation does not measure (two per program set)
-_UNMEASURED = {
-    "injury": ("TNFRSF12A", "KRT20"),
-    "homeostatic": ("SLC27A2", "CYP4A11"),
-    "fibrosis": ("COL15A1", "ELN"),
-    "gradient": ("SLC2A1", "HSPA1B"),
-    "pt_segment": ("SLC5A1", "SLC22A6"),
-    "interferon": ("IFIT2", "OASL"),
-}
+#: gene-set names of the offline collection (kidney_gene_sets), and the members of a real collection
+#: that the simulation does not measure (two per program set)
+_SET_NAMES = _TABLES["gene_set_names"]
+_UNMEASURED = _frozen(_TABLES["unmeasured"])
 
 _MARKER_SHIFT = 2.0  # log-mean shift of a cell-type marker in its own type
 _CONDITION_SHIFT = 1.5  # log-mean shift of a condition marker in cells of its condition
@@ -611,97 +455,3 @@ def _simulation_params(n_cells, n_donors, n_noise_genes, module_size, umap, rand
         "target_sum": _TARGET_SUM,
         "hvg_min_detection": _HVG_MIN_DETECTION,
     }
-
-
-def kidney_gene_sets(*, n_decoys: int = 40, random_state: int = 0) -> dict[str, list[str]]:
-    """A small offline gene-set collection matching :func:`simulate_kidney` (SIMULATED, illustrative).
-
-    For annotating LAVA modules found on the simulated kidney atlas without network access. It holds
-
-    * one set per planted program (``INJURY_RESPONSE_SIM``, ``PT_HOMEOSTASIS_SIM``,
-      ``FIBROSIS_ECM_SIM``, ``CD_CORTICOMEDULLARY_SIM``, ``INTERFERON_RESPONSE_SIM``): the program's
-      genes at the default ``module_size=15`` with the last two replaced by two genes the simulation
-      does not measure, as in a real collection (so a set is close to, not identical with, a program);
-    * one marker set per cell type (``<TYPE>_MARKERS_SIM``) and per disease condition
-      (``AKI_RESPONSE_SIM``, ``CKD_RESPONSE_SIM``);
-    * ``n_decoys`` decoy sets ``DECOY_<i>_SIM`` of 10 to 20 genes drawn at random from the genes of
-      ``simulate_kidney()`` at its defaults that belong to no program (markers and noise genes).
-
-    Parameters
-    ----------
-    n_decoys
-        Number of decoy sets, at least 0.
-    random_state
-        Seed for the decoys; the collection is identical for the same arguments.
-
-    Returns
-    -------
-    dict mapping set name to a list of gene names.
-
-    Examples
-    --------
-    >>> from lava_sc.datasets import kidney_gene_sets
-    >>> sets = kidney_gene_sets(n_decoys=3)
-    >>> sets["INJURY_RESPONSE_SIM"][:3]
-    ['HAVCR1', 'LCN2', 'VCAM1']
-    """
-    n_decoys = _check_int("n_decoys", n_decoys, 0, "40")
-    random_state = _check_int("random_state", random_state, 0, "0")
-    blocks = _gene_blocks(15, 300)
-    sets: dict[str, list[str]] = {}
-    for p in PROGRAMS:
-        sets[_SET_NAMES[p]] = blocks[p][:-2] + list(_UNMEASURED[p])
-    for t in CELL_TYPES:
-        sets[f"{t.upper()}_MARKERS_SIM"] = list(_MARKERS[t])
-    for c, genes in _CONDITION_MARKERS.items():
-        sets[f"{c}_RESPONSE_SIM"] = list(genes)
-    pool = np.asarray(blocks["markers"] + blocks["condition_markers"] + blocks["noise"])
-    rng = np.random.default_rng(random_state)
-    for i in range(n_decoys):
-        size = int(rng.integers(10, 21))
-        sets[f"DECOY_{i + 1}_SIM"] = [str(g) for g in rng.choice(pool, size=size, replace=False)]
-    return sets
-
-
-def _atlas_candidates() -> list[Path]:
-    package = Path(__file__).resolve().parent.parent  # lava_sc/
-    return [package / "_data" / _ATLAS_FILE, package.parent / "data" / _ATLAS_FILE]
-
-
-def kidney() -> anndata.AnnData:
-    """Load the shipped SIMULATED kidney-like atlas: ``simulate_kidney()`` at its defaults, with a real UMAP.
-
-    6,000 cells x 446 genes from 18 donors (6 per condition: reference, AKI, CKD), seven cell types and
-    six planted programs (``injury``, ``homeostatic``, ``fibrosis``, ``gradient``, ``pt_segment``,
-    ``interferon``); the layout is documented in :func:`simulate_kidney`. The file holds only the
-    simulated data (no LAVA results), without scanpy's kNN graph (``obsp``, ``uns["neighbors"]``) to
-    keep it small: run ``sc.pp.neighbors`` if you need it. It was written by
-    ``data/make_kidney_atlas.py`` and is installed with the package
-    (``lava_sc/_data/kidney_atlas.h5ad``); in a source checkout it is read from ``data/kidney_atlas.h5ad``.
-
-    Examples
-    --------
-    >>> import lava_sc as lv
-    >>> adata = lv.datasets.kidney()
-    >>> adata.shape
-    (6000, 446)
-
-    Returns
-    -------
-    :class:`~anndata.AnnData`, a fresh copy read from disk on every call.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the shipped file is missing (e.g. an installation without package data); call
-        :func:`simulate_kidney` instead, which regenerates the same data.
-    """
-    for path in _atlas_candidates():
-        if path.is_file():
-            return anndata.read_h5ad(path)
-    searched = ", ".join(str(p) for p in _atlas_candidates())
-    raise FileNotFoundError(
-        f"The shipped kidney atlas ({_ATLAS_FILE}) was not found (looked in {searched}). "
-        "Regenerate the same data with lava_sc.datasets.simulate_kidney() "
-        "(or run data/make_kidney_atlas.py in a source checkout)."
-    )

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 
 __all__ = ["recovery"]
@@ -14,6 +15,7 @@ __all__ = ["recovery"]
 UNMATCHED_BELOW = 0.2
 
 
+@doc()
 def recovery(adata: AnnData, *, key: str = DEFAULT_KEY) -> tuple[pd.DataFrame, dict]:
     """Match LAVA modules to the planted programs of a simulation.
 
@@ -27,8 +29,7 @@ def recovery(adata: AnnData, *, key: str = DEFAULT_KEY) -> tuple[pd.DataFrame, d
     ----------
     adata
         A simulation from :mod:`lava_sc.datasets` with LAVA modules under ``key``.
-    key
-        Key of the LAVA results.
+    {key}
 
     Returns
     -------

@@ -1,6 +1,9 @@
+"""``explain.corpus_attribution``: contrastive corpus attribution (COCOA; Lin et al., ICLR 2023)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -8,7 +11,8 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core.attribution import EPS, CorpusSimilarity
-from .._core.gradients import METHODS
+from .._core.gradients import METHODS, Method
+from .._docs import doc
 from .._params import store_params
 from .._utils import log_added
 from .._validate import (
@@ -22,15 +26,16 @@ from ._attribute import added_lines, cell_mask, check_bool, run_attribution, wri
 from ._encoder import prepare, represent
 
 
+@doc()
 def corpus_attribution(
     adata: AnnData,
     corpus,
     foil=None,
     *,
-    encoder: str | Callable[[np.ndarray], np.ndarray] = "pca",
-    method: str = "integrated_gradients",
+    encoder: Literal["pca"] | Callable[[np.ndarray], np.ndarray] = "pca",
+    method: Method = "integrated_gradients",
     n_steps: int = 32,
-    baseline: str | np.ndarray = "zero",
+    baseline: Literal["zero", "mean"] | np.ndarray = "zero",
     cells=None,
     n_foil: int | None = None,
     genes=None,
@@ -120,8 +125,7 @@ def corpus_attribution(
         30,000 genes), zero for cells not explained and genes not attributed.
     random_state
         Seed of the foil subsample (``n_foil``).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

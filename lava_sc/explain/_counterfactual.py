@@ -1,3 +1,7 @@
+"""``explain.counterfactual_attribution``: discriminative attribution from counterfactuals (DAC;
+Eckstein et al. 2021), and the classifier with matched counterfactual pairs it shares with
+``explain.module_faithfulness``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +13,8 @@ from scanpy import logging as logg
 
 from .._adata import cell_mask, dense_block, gene_positions, highly_variable
 from .._core import counterfactual as cf
-from .._core.gradients import METHODS
+from .._core.gradients import METHODS, Method
+from .._docs import doc
 from .._keys import DAC_KEY
 from .._params import store_params
 from .._utils import log_added, positional_to_keywords, store
@@ -36,6 +41,7 @@ TOP_GENES = 10
 
 
 @positional_to_keywords("group_a", "group_b")
+@doc()
 def counterfactual_attribution(
     adata: AnnData,
     groupby: str,
@@ -46,8 +52,8 @@ def counterfactual_attribution(
     genes=None,
     C: float = 1.0,
     n_pcs: int = 30,
-    method: str = "integrated_gradients",
-    target: str = "logit",
+    method: Method = "integrated_gradients",
+    target: cf.Target = "logit",
     n_steps: int = 32,
     n_masks: int = 20,
     cells=None,
@@ -98,8 +104,7 @@ def counterfactual_attribution(
         Column of ``adata.obs`` with the groups (e.g. ``"condition"``).
     group_a, group_b
         The level explained (queries) and the level the counterfactuals come from.
-    layer
-        Layer with the expression; ``None`` uses ``X``.
+    {layer}
     genes
         Genes the classifier uses (names or a boolean mask over ``var_names``). Default:
         ``var["highly_variable"]`` when present (and any is True), else all genes. Their
@@ -127,8 +132,7 @@ def counterfactual_attribution(
         Where the results go in ``uns``.
     random_state
         Seed for query subsampling, cross-validation folds, the PCA and the random masks.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import dense_block, gene_positions
+from .._adata import column_means, dense_block, gene_positions
 from .._core.attribution import EPS, MAX_ELEMENTS, CallableEncoder, LinearEncoder, encode
-from .._core.distributed import is_dask
 from .._params import decode
 from .._validate import check_choice, expression
 
@@ -163,25 +161,6 @@ def check_pca(adata: AnnData, values, enc: LinearEncoder) -> None:
             "was sc.pp.pca run on another layer or on scaled data (sc.pp.scale), or was adata subset after it? "
             "Attributions explain the projection of the expression passed (`layer=`); rerun sc.pp.pca on it."
         )
-
-
-def column_means(values, cols: np.ndarray | None = None) -> np.ndarray:
-    """Mean of each column (``cols`` of them) over all cells, in float64."""
-    return column_sums(values, cols) / values.shape[0]
-
-
-def column_sums(values, cols: np.ndarray | None = None) -> np.ndarray:
-    if is_dask(values):  # one row block in memory at a time (blocks may be dense or sparse)
-        bounds = np.cumsum((0, *values.chunks[0]))
-        return sum(
-            (column_sums(values[a:b].compute(), cols) for a, b in zip(bounds[:-1], bounds[1:], strict=True)),
-            start=np.zeros(values.shape[1] if cols is None else len(cols)),
-        )
-    if sp.issparse(values):  # scipy's sum(dtype=float64) accumulates float32 data in float32
-        sub = sp.csr_matrix(values if cols is None else values[:, np.asarray(cols)])
-        return np.bincount(sub.indices, weights=sub.data.astype(np.float64), minlength=sub.shape[1])
-    sub = np.asarray(values) if cols is None else np.asarray(values)[:, np.asarray(cols)]
-    return sub.sum(axis=0, dtype=np.float64)
 
 
 def chunk_size(setup: Setup, method: str, n_steps: int) -> int:

@@ -1,6 +1,10 @@
+"""``explain.label_free_importance``: label-free feature importance of a representation
+(Crabbé & van der Schaar, 2022)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -8,7 +12,8 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._core.attribution import SelfInnerProduct
-from .._core.gradients import METHODS
+from .._core.gradients import METHODS, Method
+from .._docs import doc
 from .._params import store_params
 from .._utils import log_added
 from .._validate import check_adata, check_choice, check_int, check_key, check_not_lava_slot
@@ -16,13 +21,14 @@ from ._attribute import GROUPS, added_lines, check_bool, run_attribution, write_
 from ._encoder import prepare
 
 
+@doc()
 def label_free_importance(
     adata: AnnData,
     *,
-    encoder: str | Callable[[np.ndarray], np.ndarray] = "pca",
-    method: str = "integrated_gradients",
+    encoder: Literal["pca"] | Callable[[np.ndarray], np.ndarray] = "pca",
+    method: Method = "integrated_gradients",
     n_steps: int = 32,
-    baseline: str | np.ndarray = "zero",
+    baseline: Literal["zero", "mean"] | np.ndarray = "zero",
     groupby: str | None = None,
     genes=None,
     layer: str | None = None,
@@ -77,8 +83,7 @@ def label_free_importance(
     store_cells
         Also store every cell's attributions in ``layers[key_added]``: a dense float32
         ``n_obs x n_vars`` array (4 bytes per cell and gene), zero for genes not attributed.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

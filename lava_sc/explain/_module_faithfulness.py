@@ -1,3 +1,6 @@
+"""``explain.module_faithfulness``: do LAVA's modules carry what a classifier between two groups
+uses? Swap a module's genes between matched cells and compare with random gene sets."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,6 +12,7 @@ from scanpy import logging as logg
 
 from .._core import counterfactual as cf
 from .._core.stats import benjamini_hochberg
+from .._docs import doc
 from .._keys import DEFAULT_KEY, FAITHFULNESS_KEY, Keys
 from .._params import store_params
 from .._utils import log_added, positional_to_keywords, store
@@ -31,6 +35,7 @@ COLUMNS = (
 
 
 @positional_to_keywords("group_a", "group_b")
+@doc()
 def module_faithfulness(
     adata: AnnData,
     groupby: str,
@@ -75,14 +80,12 @@ def module_faithfulness(
         Annotated data matrix with LAVA modules from :func:`lava_sc.tl.modules` under ``key``.
     groupby, group_a, group_b
         Column of ``adata.obs`` and its two levels compared (queries from ``group_a``).
-    key
-        Key of the LAVA results in ``uns``.
+    {key}
     modules
         Module name(s) to test; ``None`` tests all modules.
     n_random
         Number of random gene sets per module.
-    layer
-        Layer with the expression; ``None`` uses ``X``.
+    {layer}
     C, n_pcs, cells, max_cells
         As in :func:`~lava_sc.explain.counterfactual_attribution` (``cells`` restricts the analysis, e.g.
         to one cell type).
@@ -90,8 +93,7 @@ def module_faithfulness(
         Seed for query subsampling, cross-validation, the PCA and the random gene sets.
     key_added
         Where the results go in ``uns``; must differ from ``key``.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

@@ -1,14 +1,34 @@
+"""``get.activity``: module activity per cell or per locality as a DataFrame."""
+
 from __future__ import annotations
+
+from typing import Literal
 
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._validate import check_adata, check_choice, check_key, check_per_cell, require
 
 
-def activity(adata: AnnData, key: str = DEFAULT_KEY, level: str = "cells") -> pd.DataFrame:
-    """Module activity: cells (index = obs names) or localities (index = ``L0``, ``L1``, ...) x modules."""
+@doc()
+def activity(adata: AnnData, key: str = DEFAULT_KEY, level: Literal["cells", "localities"] = "cells") -> pd.DataFrame:
+    """Module activity: cells (index = obs names) or localities (index = ``L0``, ``L1``, ...) x modules.
+
+    Parameters
+    ----------
+    {adata_modules}
+    {key}
+    level
+        ``"cells"``: ``obsm[f"{key}_activity"]``, each cell's mean over the localities that contain it
+        (cells in no locality take their nearest probe's value). ``"localities"``: the activity of each
+        locality, the weighted mean correlation of the module's pairs in it.
+
+    Returns
+    -------
+    A copy, one column per module (``M1``, ``M2``, ...).
+    """
     check_adata(adata)
     keys = Keys(check_key(key))
     check_choice("level", level, ("cells", "localities"))

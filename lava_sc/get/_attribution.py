@@ -1,3 +1,5 @@
+"""``get.attribution``: the gene attributions of COCOA and label-free importance as a DataFrame."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,3 +1,5 @@
+"""``get.counterfactual`` and ``get.faithfulness``: the tables of DAC and of module faithfulness."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

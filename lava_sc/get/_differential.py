@@ -1,3 +1,5 @@
+"""``get.differential``: the table of ``tl.differential``, optionally filtered by module and q-value."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -6,10 +8,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._validate import check_adata, check_float, check_key
 
 
+@doc()
 def differential(
     adata: AnnData,
     key: str = DEFAULT_KEY,
@@ -27,8 +31,7 @@ def differential(
     ----------
     adata
         Annotated data matrix with results of :func:`lava_sc.tl.differential`.
-    key
-        Key of the LAVA results in ``uns``.
+    {key}
     module
         Keep only this module (``"M1"``) or these modules.
     q_max

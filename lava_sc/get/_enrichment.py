@@ -1,3 +1,5 @@
+"""``get.enrichment``: the table of ``tl.enrich``, optionally filtered by module and q-value."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,10 +8,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._validate import check_adata, check_float, check_key
 
 
+@doc()
 def enrichment(
     adata: AnnData,
     key: str = DEFAULT_KEY,
@@ -26,8 +30,7 @@ def enrichment(
     ----------
     adata
         Annotated data with results of :func:`lava_sc.tl.enrich`.
-    key
-        Key of the LAVA results.
+    {key}
     module
         Keep only this module (a name such as ``"M1"``) or these modules.
     q_max

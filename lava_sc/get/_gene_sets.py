@@ -1,12 +1,16 @@
+"""``get.gene_sets``: the modules as gene sets (one row per module and gene), ready for GMT export."""
+
 from __future__ import annotations
 
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._validate import check_adata, check_float, check_key
 
 
+@doc()
 def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None = None) -> pd.DataFrame:
     """The modules' genes as a decoupler-style net: ``source`` (module), ``target`` (gene), ``weight`` (score).
 
@@ -16,10 +20,8 @@ def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None
 
     Parameters
     ----------
-    adata
-        Annotated data with results of :func:`lava_sc.tl.modules`.
-    key
-        Key of the LAVA results.
+    {adata_modules}
+    {key}
     min_score
         Keep only genes scoring at least this much in their module (``None``: all genes).
 

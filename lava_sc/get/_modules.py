@@ -1,23 +1,47 @@
+"""``get.modules`` and ``get.module_genes``: a module's gene pairs and its genes."""
+
 from __future__ import annotations
 
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._validate import check_adata, check_key, require
 
 
+@doc()
 def modules(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame:
     """One row per association in a module: ``module, gene_a, gene_b, weight, support``.
 
     ``weight`` is the mean correlation of the pair over the localities where it is significant and
-    ``support`` the number of those localities. Requires :func:`lava_sc.tl.modules`.
+    ``support`` the number of those localities.
+
+    Parameters
+    ----------
+    {adata_modules}
+    {key}
+
+    Returns
+    -------
+    A copy of ``uns[key]["modules"]``.
     """
     return _table(adata, key, Keys.modules)
 
 
+@doc()
 def module_genes(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame:
-    """The genes of each module: ``module, gene, score`` (score 1 = the module's most connected gene)."""
+    """The genes of each module: ``module, gene, score`` (score 1 = the module's most connected gene).
+
+    Parameters
+    ----------
+    {adata_modules}
+    {key}
+
+    Returns
+    -------
+    A copy of ``uns[key]["module_genes"]``, the genes a user reads as each module.
+    """
     return _table(adata, key, Keys.module_genes)
 
 

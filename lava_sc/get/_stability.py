@@ -1,3 +1,5 @@
+"""``get.stability``: the tables of the stability assay (effects per intervention, seed noise floor)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,3 +1,6 @@
+"""``pl.activity``: module activity on the embedding, one panel per module (and per level with
+``groupby``)."""
+
 from __future__ import annotations
 
 import os
@@ -9,6 +12,7 @@ from anndata import AnnData
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY
 from .._validate import check_obs_column
 from ..get import activity as get_activity
@@ -29,11 +33,12 @@ from ._utils import (
 _BACKGROUND = "#dcdcdc"
 
 
+@doc(figure="lava_activity.png")
 def activity(
     adata: AnnData,
     modules: str | Sequence[str] | None = None,
     *,
-    basis: str = "umap",
+    basis: str = "X_umap",
     key: str = DEFAULT_KEY,
     groupby: str | None = None,
     groups: Sequence[str] | None = None,
@@ -55,15 +60,13 @@ def activity(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with results of :func:`lava_sc.tl.modules`.
+    {adata_modules}
     modules
         Which modules to draw: ``None`` for all, a name such as ``"M1"``, or a list of names.
     basis
         Embedding in ``adata.obsm`` to draw on; ``"umap"`` and ``"X_umap"`` both work. The first two
         dimensions are used.
-    key
-        Key of the LAVA results in ``uns`` / ``obsm``.
+    {key}
     groupby
         Column of ``adata.obs`` (e.g. ``"condition"``) to split each module by: one row of panels per
         module, one panel per level, titled ``"M1 — AKI"``, all on the same embedding and the same
@@ -84,11 +87,8 @@ def activity(
         levels drawn, so that the panels of a module share one scale.
     ax
         Draw into this Axes; only with a single module (and a single level with ``groupby``).
-    show
-        Show the figure. Default: show unless ``ax`` was given.
-    save
-        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
-        writes ``lava_activity.png`` into ``scanpy.settings.figdir``.
+    {show}
+    {save}
     **scatter_kwargs
         Passed to :meth:`matplotlib.axes.Axes.scatter`.
 

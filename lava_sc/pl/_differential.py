@@ -1,3 +1,6 @@
+"""``pl.differential``: the results of ``tl.differential`` as a heatmap of effects, one panel per
+condition, with the significant cells marked."""
+
 from __future__ import annotations
 
 import os
@@ -13,6 +16,7 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.transforms import offset_copy
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._validate import check_adata, check_float, check_int, check_key
 from ..get._differential import differential_table
@@ -24,6 +28,7 @@ LOG_Q_CAP = 5.0
 DOT_SIZES = (12.0, 260.0)
 
 
+@doc(figure="lava_differential.png")
 def differential(
     adata: AnnData,
     *,
@@ -49,8 +54,7 @@ def differential(
     ----------
     adata
         Annotated data matrix with results of :func:`lava_sc.tl.differential`.
-    key
-        Key of the LAVA results in ``uns``.
+    {key}
     condition
         Draw only this condition. Default: one panel per non-reference condition, side by side.
     modules
@@ -65,11 +69,8 @@ def differential(
         Draw into this Axes; only with a single condition. The colour bar and the legend go to its
         right; leave room for them and for the row labels, e.g. with
         ``plt.subplots(figsize=(8, 4), layout="constrained")``, or pass ``label_genes=0`` when narrow.
-    show
-        Show the figure. Default: show unless ``ax`` was given.
-    save
-        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
-        writes ``lava_differential.png`` into ``scanpy.settings.figdir``.
+    {show}
+    {save}
 
     Returns
     -------

@@ -1,3 +1,6 @@
+"""``pl.localities``: the probes and their localities over the embedding, coloured by coverage,
+in-degree or an obs column."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
+from .._params import decode
+from .._params import recorded as recorded_setting
 from .._validate import check_adata, check_key, check_localities, require
 from ._utils import default_point_size, embedding_2d, finish, new_axes, style_embedding_axes
 
@@ -23,6 +29,7 @@ _DIAGNOSTIC_COLORS = ("coverage", "in_degree")
 _HIGHLIGHT = plt.get_cmap("tab10").colors
 
 
+@doc(figure="lava_localities.png")
 def localities(
     adata: AnnData,
     *,
@@ -46,8 +53,7 @@ def localities(
         Embedding to draw on. Default: the one the localities were built in
         (``uns[key]["params"]["localities"]["basis"]``). In any other embedding a probe is drawn at
         the mean position of its locality's cells.
-    key
-        Key of the LAVA results in ``uns`` / ``obsm``.
+    {key}
     color
         Colour of the cells: ``"coverage"`` (how many localities contain the cell; uncovered cells are
         marked with a red ring; counted from ``obsm[f"{key}_localities"]``, so it follows ``adata[mask]``),
@@ -64,15 +70,12 @@ def localities(
         Point size of the cells (default ``120000 / n_obs``, at most 30).
     ax
         Draw into this Axes.
-    show
-        Show the figure. Default: show unless ``ax`` was given.
-    save
-        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
-        writes ``lava_localities.png`` into ``scanpy.settings.figdir``.
+    {show}
+    {save}
 
     Returns
     -------
-    The Axes with ``show=False`` (or with ``ax``), otherwise ``None``.
+    {returns_axes}
     """
     check_adata(adata)
     key = check_key(key)
@@ -84,7 +87,7 @@ def localities(
     membership = sp.csc_matrix(adata.obsm[keys.obsm_localities])
     probes = np.asarray(slot[Keys.probes], dtype=np.float64)
     n_loc = membership.shape[1]
-    recorded = _recorded_basis(slot)
+    recorded = recorded_setting(adata, key, "localities", "basis") or decode(slot[Keys.localities].get("basis"))
     if basis is None:
         if recorded is None:
             raise KeyError(
@@ -135,14 +138,6 @@ def localities(
     ax.set_title(f"{n_loc} localities on {obsm_key}", fontsize=10)
     style_embedding_axes(ax, obsm_key)
     return finish(ax, ax_given=ax_given, show=show, save=save, name="lava_localities")
-
-
-def _recorded_basis(slot) -> str | None:
-    params = slot.get(Keys.params, {})
-    basis = params.get("localities", {}).get("basis") if hasattr(params, "get") else None
-    if basis is None:
-        basis = slot.get(Keys.localities, {}).get("basis")
-    return None if basis is None or basis == "None" else str(basis)
 
 
 def _selected(show_members, n_loc: int) -> list[int]:

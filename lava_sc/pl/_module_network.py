@@ -1,7 +1,10 @@
+"""``pl.module_network``: a module's gene-gene network (edges weighted by the pairs' correlation)."""
+
 from __future__ import annotations
 
 import os
 import random
+from typing import Literal
 
 import igraph as ig
 import numpy as np
@@ -12,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY
 from .._validate import check_choice, check_int
 from ._utils import check_results, finish, module_gene_table, module_pair_table, new_axes, select_module
@@ -20,13 +24,14 @@ _LAYOUTS = ("fr", "kk", "circle")
 _EDGE_COLOUR = "#4a5a6a"
 
 
+@doc(figure="lava_module_network_<module>.png")
 def module_network(
     adata: AnnData,
     module: str,
     *,
     key: str = DEFAULT_KEY,
     max_genes: int = 30,
-    layout: str = "fr",
+    layout: Literal["fr", "kk", "circle"] = "fr",
     random_state: int = 0,
     cmap="YlOrRd",
     ax: Axes | None = None,
@@ -42,12 +47,10 @@ def module_network(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with results of :func:`lava_sc.tl.modules`.
+    {adata_modules}
     module
         The module to draw, e.g. ``"M1"``.
-    key
-        Key of the LAVA results in ``uns`` / ``obsm``.
+    {key}
     max_genes
         Draw at most this many genes: the highest-scoring ones, with the pairs among them.
     layout
@@ -58,15 +61,12 @@ def module_network(
         Colormap of the node colours (gene score).
     ax
         Draw into this Axes.
-    show
-        Show the figure. Default: show unless ``ax`` was given.
-    save
-        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
-        writes ``lava_module_network_<module>.png`` into ``scanpy.settings.figdir``.
+    {show}
+    {save}
 
     Returns
     -------
-    The Axes with ``show=False`` (or with ``ax``), otherwise ``None``.
+    {returns_axes}
     """
     key = check_results(adata, key)
     module = select_module(adata, key, module)

@@ -1,3 +1,5 @@
+"""``pl.module_pixels``: modules of image data drawn on the pixel grid (MNIST strokes and parts)."""
+
 from __future__ import annotations
 
 import math
@@ -11,6 +13,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 
+from .._docs import doc
 from .._keys import DEFAULT_KEY
 from ._utils import (
     check_results,
@@ -24,6 +27,7 @@ from ._utils import (
 )
 
 
+@doc(figure="lava_module_pixels.png")
 def module_pixels(
     adata: AnnData,
     modules: str | Sequence[str] | None = None,
@@ -54,8 +58,7 @@ def module_pixels(
         ``(rows, cols)`` of the image, with ``rows * cols == n_vars``. Default:
         ``adata.uns["image_shape"]`` when present (set by :func:`lava_sc.datasets.digits` and
         :func:`lava_sc.datasets.mnist`), else a square image when ``n_vars`` is a perfect square.
-    key
-        Key of the LAVA results in ``uns`` / ``obsm``.
+    {key}
     cmap
         Colormap of the pixel scores.
     ncols
@@ -68,11 +71,8 @@ def module_pixels(
         for images of at most 16 x 16 pixels, where the lines stay readable.
     ax
         Draw into this Axes; only with a single module.
-    show
-        Show the figure. Default: show unless ``ax`` was given.
-    save
-        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
-        writes ``lava_module_pixels.png`` into ``scanpy.settings.figdir``.
+    {show}
+    {save}
 
     Returns
     -------

@@ -1,3 +1,6 @@
+"""``pl.stability``: the stability assay of ``explain.stability`` in two panels (explanation change
+against the seed noise floor; embedding change against explanation change)."""
+
 from __future__ import annotations
 
 import os
@@ -11,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from .._docs import doc
 from .._keys import STABILITY_KEY
 from .._utils import renamed_keyword
 from .._validate import check_adata, check_key
@@ -25,6 +29,7 @@ EMBEDDING_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f
 
 
 @renamed_keyword("key_added", "key")
+@doc(figure="lava_stability.png")
 def stability(
     adata: AnnData,
     *,
@@ -54,11 +59,8 @@ def stability(
         A single Axes: draw only the left panel (explanation change per intervention) into it. Two
         Axes (a list, or the array from ``plt.subplots(1, 2)``): draw both panels into them. ``None``: a
         new figure.
-    show
-        Show the figure. Default: show unless ``ax`` was given.
-    save
-        Write the figure to this path (PNG at 150 dpi when the path has no other suffix); ``True``
-        writes ``lava_stability.png`` into ``scanpy.settings.figdir``.
+    {show}
+    {save}
 
     Returns
     -------

@@ -1,3 +1,6 @@
+"""``tl.correlations``: the gene-gene correlations of each locality, tested against a permutation null
+after removing each locality's dense low-rank structure; the significant pairs form the sketch."""
+
 from __future__ import annotations
 
 import os
@@ -9,17 +12,17 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import column_variance, gene_positions, highly_variable, invalidate
 from .._adata import covariates as covariate_rows
-from .._adata import gene_positions, highly_variable, invalidate
 from .._core import distributed
 from .._core.correlations import (
     LocalitySketch,
     SketchOptions,
-    gene_matrix,
     resolve_n_jobs,
     sketch_localities,
 )
-from .._core.correlations import column_variance as core_column_variance
+from .._core.expression import gene_matrix
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._params import CorrelationsSettings, upstream_of
 from .._utils import log_added, progress, store
@@ -41,6 +44,7 @@ MAX_DEFAULT_GENES = 2000
 MIN_LOCALITY_CELLS = 3
 
 
+@doc()
 def correlations(
     adata: AnnData,
     *,
@@ -79,8 +83,7 @@ def correlations(
     adata
         Annotated data with localities (``tl.localities``). Expression should be log-normalised
         (scaled data also works: correlations are invariant to per-gene scaling).
-    layer
-        Layer with the expression; ``None`` uses ``X``.
+    {layer}
     genes
         Genes to test (names or a boolean mask over ``var_names``). Default: ``var["highly_variable"]``
         when present, else all non-constant genes, or the 2,000 most variable if there are more.
@@ -135,8 +138,7 @@ def correlations(
         Localities processed in parallel threads, each with single-threaded BLAS. ``None`` follows
         the BLAS thread setting (``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits``); ``-1``
         uses every core. The result does not depend on it.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Notes
     -----
@@ -364,14 +366,6 @@ def select_genes(adata: AnnData, values, genes) -> tuple[np.ndarray, str]:
             f"Only {len(idx)} non-constant gene(s) to test; pass at least two varying genes with `genes=`."
         )
     return idx, source
-
-
-def column_variance(values, idx: np.ndarray) -> np.ndarray:
-    if distributed.is_dask(values):
-        return distributed.column_variance(values[:, idx])
-    if sp.issparse(values):
-        return core_column_variance(values)[idx]
-    return np.asarray(values[:, idx], dtype=np.float64).var(axis=0)
 
 
 def assemble_sketch(per_locality, n_genes: int) -> tuple[sp.csr_matrix, pd.DataFrame]:

@@ -1,8 +1,9 @@
+"""``tl.differential``: does a module's activity differ between conditions, within each cell type,
+with donors (replicates) as the unit when given."""
+
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,47 +12,31 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._adata import covariates as covariate_matrix
-from .._adata import nearest_probe
-from .._core.correlations import gene_matrix
 from .._core.distributed import gather_columns, is_dask
+from .._core.expression import gene_matrix
 from .._core.score import module_set_activity
-from .._core.stats import benjamini_hochberg as bh
-from .._core.stats import welch_treat
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys, module_names
-from .._params import store_params
+from .._params import CorrelationsSettings, store_params, stored_params
 from .._utils import log_added, progress, store
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, check_obs_column, expression
+from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression
+from ._differential_design import (
+    check_columns,
+    check_nested,
+    labels,
+    mean_activity,
+    reference_level,
+    smoother_of,
+    units_of,
+)
+from ._differential_stats import comparison_rows, result_table
 from ._score import ModulePairs, pairs_from_table
-
-#: level names taken as the reference when ``reference=None`` (case-insensitive, in this order)
-REFERENCE_NAMES = ("reference", "control", "healthy", "normal")
 
 #: what is compared per replicate (see :func:`differential`)
 STATISTICS = ("correlation", "activity")
 
-#: columns of the result after ``module`` and the ``within`` column
-RESULT_COLUMNS = (
-    "condition",
-    "reference",
-    "unit",
-    "measure",
-    "n_condition",
-    "n_reference",
-    "n_cells_condition",
-    "n_cells_reference",
-    "n_eff_condition",
-    "n_eff_reference",
-    "mean_condition",
-    "mean_reference",
-    "effect",
-    "effect_standardised",
-    "statistic",
-    "pvalue",
-    "qvalue",
-    "note",
-)
 
-
+@doc()
 def differential(
     adata: AnnData,
     groupby: str = "condition",
@@ -126,8 +111,7 @@ def differential(
         the correlation of a whole side would be one unit. With replicates, each replicate's
         correlation is computed from its own cells only, so the replicates are independent units and
         no locality correction applies (``n_eff`` = replicates).
-    key
-        Key of the LAVA results in ``uns`` / ``obsm``.
+    {key}
     min_cells
         Replicate-groups (a donor's cells of one cell type) with fewer cells are dropped; at least 3
         for ``statistic="correlation"``. With ``replicate=None``, a condition with fewer cells in a
@@ -139,8 +123,7 @@ def differential(
         ``replicate=None`` and groups much larger than a locality) small effects can be significant
         against 0; e.g. ``min_effect=0.05`` keeps only those credibly above 0.05. TREAT uses the same
         standard error and degrees of freedom as the test (``n_eff`` with cells as units).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------
@@ -236,19 +219,19 @@ def differential(
     key = check_key(key)
     min_cells = check_int("min_cells", min_cells, low=1)
     min_effect = check_float("min_effect", min_effect, low=0.0)
-    _check_columns(adata, groupby, replicate, within)
+    check_columns(adata, groupby, replicate, within)
     statistic = _statistic(statistic, replicate, min_cells)
     if statistic == "activity":
         names, act = _activity(adata, key)
     else:
         pairs = _module_pairs(adata, key)
         names = pairs.names
-    cond_codes, levels = _labels(adata, groupby)
-    reference = _reference(levels, reference, groupby)
+    cond_codes, levels = labels(adata, groupby)
+    reference = reference_level(levels, reference, groupby)
     smoother = None
     if replicate is None:
         rep_codes = None
-        smoother = _smoother(adata, key)
+        smoother = smoother_of(adata, key)
         if smoother is None:
             size = (
                 f"no localities under key {key!r} (adata.obsm[{Keys(key).obsm_localities!r}]), so each cell counts "
@@ -265,8 +248,8 @@ def differential(
             "`replicate=` (e.g. 'donor'), or `min_effect=` to test only effects above a size."
         )
     else:
-        rep_codes, rep_levels = _labels(adata, replicate)
-        _check_nested(cond_codes, levels, rep_codes, rep_levels, groupby, replicate)
+        rep_codes, rep_levels = labels(adata, replicate)
+        check_nested(cond_codes, levels, rep_codes, rep_levels, groupby, replicate)
         if statistic == "activity":
             logg.warning(
                 "differential: statistic='activity' averages smoothed cell activity, a mean over localities "
@@ -276,18 +259,18 @@ def differential(
     if within is None:
         group_codes, groups = np.zeros(adata.n_obs, dtype=np.int64), ["all"]
     else:
-        group_codes, groups = _labels(adata, within)
+        group_codes, groups = labels(adata, within)
 
     adata = adata.copy() if copy else adata
     start = logg.info(f"testing differential LAVA module {statistic} ({groupby!r} vs {reference!r})")
-    units = _units(cond_codes, group_codes, rep_codes)
+    units = units_of(cond_codes, group_codes, rep_codes)
     units["smoother"] = smoother
     if statistic == "activity":
-        units["values"] = _mean_activity(act, units)
+        units["values"] = mean_activity(act, units)
     else:
         units["values"] = _replicate_correlations(adata, key, pairs, units, min_cells)
-    rows = _rows(units, groups, levels, reference, names, min_cells, replicate, min_effect)
-    table = _table(rows, names, within, reference, statistic)
+    rows = comparison_rows(units, groups, levels, reference, names, min_cells, replicate, min_effect)
+    table = result_table(rows, names, within, reference, statistic)
     store(adata, key, **{Keys.differential: table})
     store_params(
         adata,
@@ -356,16 +339,14 @@ def _module_pairs(adata: AnnData, key: str) -> ModulePairs:
     return pairs
 
 
-def _recorded(adata: AnnData, key: str, name: str, default):
-    """A LAVA setting as recorded by tl.modules / tl.correlations / tl.score (``"None"`` read as None)."""
-    params = adata.uns[key].get("params", {})
-    for tool in ("modules", "correlations", "score"):
-        if isinstance(params.get(tool), Mapping) and name in params[tool]:
-            value = params[tool][name]
-            if isinstance(value, str) and value == "None":
-                return None
-            return [str(v) for v in value] if isinstance(value, np.ndarray) else value
-    return default
+def _recorded(adata: AnnData, key: str, name: str):
+    """A setting of the run whose modules are tested, as recorded by tl.correlations (or tl.score, when the
+    modules were scored); tl.correlations' default when neither recorded it (a ``None`` setting)."""
+    for step in ("correlations", "score"):
+        record = stored_params(adata, key, step)
+        if name in record:
+            return record[name]
+    return CorrelationsSettings.tool_defaults()[name]
 
 
 def _activity(adata: AnnData, key: str) -> tuple[list[str], np.ndarray]:
@@ -402,105 +383,12 @@ def _activity(adata: AnnData, key: str) -> tuple[list[str], np.ndarray]:
     return names, values
 
 
-def _check_columns(adata: AnnData, groupby, replicate, within) -> None:
-    given = {"groupby": groupby, "replicate": replicate, "within": within}
-    for name, column in given.items():
-        if column is None and name != "groupby":
-            continue
-        check_obs_column(adata, column, name, optional=name != "groupby")
-    used = [c for c in given.values() if c is not None]
-    if len(set(used)) < len(used):
-        raise ValueError(f"`groupby`, `replicate` and `within` must be different columns, got {given}.")
-    if within in ("module", *RESULT_COLUMNS):
-        raise ValueError(
-            f"`within` column {within!r} clashes with a column of the result table; copy it to another name "
-            f"(e.g. adata.obs['{within}_group'] = adata.obs[{within!r}]) and pass that."
-        )
-
-
-def _labels(adata: AnnData, column: str) -> tuple[np.ndarray, list[str]]:
-    """Integer codes of an obs column and its observed levels as strings (categories order, else sorted)."""
-    values = adata.obs[column]
-    missing = int(values.isna().sum())
-    if missing:
-        raise ValueError(
-            f"obs[{column!r}] has no value (NaN) for {missing} cells; give them a level or drop them first "
-            f"(adata = adata[adata.obs[{column!r}].notna()].copy())."
-        )
-    cat = pd.Categorical(values).remove_unused_categories()
-    return cat.codes.astype(np.int64), [str(c) for c in cat.categories]
-
-
-def _reference(levels: list[str], reference, groupby: str) -> str:
-    if len(levels) < 2:
-        raise ValueError(
-            f"obs[{groupby!r}] has a single level {levels}; differential activity needs at least two conditions."
-        )
-    if reference is not None:
-        if str(reference) not in levels:
-            raise ValueError(
-                f"Reference {reference!r} is not a level of obs[{groupby!r}] (levels: {levels}); "
-                "pass one of them as `reference=`."
-            )
-        return str(reference)
-    lower = {level.lower(): level for level in reversed(levels)}
-    for name in REFERENCE_NAMES:
-        if name in lower:
-            logg.info(f"    using {lower[name]!r} as the reference level of {groupby!r}")
-            return lower[name]
-    logg.warning(
-        f"differential: no level of {groupby!r} is named {' / '.join(REFERENCE_NAMES)}; using the first level "
-        f"{levels[0]!r} as the reference. Pass `reference=` to choose another."
-    )
-    return levels[0]
-
-
-def _check_nested(cond_codes, levels, rep_codes, rep_levels, groupby: str, replicate: str) -> None:
-    """Every replicate must have all its cells in one condition."""
-    pairs = np.unique(np.stack([rep_codes, cond_codes], axis=1), axis=0)
-    n_conditions = np.bincount(pairs[:, 0], minlength=len(rep_levels))
-    bad = np.flatnonzero(n_conditions > 1)
-    if len(bad):
-        examples = {rep_levels[r]: [levels[c] for c in pairs[pairs[:, 0] == r, 1]] for r in bad[:3]}
-        raise ValueError(
-            f"Replicates must be nested in conditions, but {len(bad)} level(s) of obs[{replicate!r}] have cells "
-            f"in more than one level of obs[{groupby!r}] (e.g. {examples}). Fix the annotation; if these are "
-            f"separate samples, give them separate names (e.g. obs[{replicate!r}] + '_' + obs[{groupby!r}])."
-        )
-
-
-def _units(cond_codes, group_codes, rep_codes) -> dict[str, np.ndarray]:
-    """Group, condition and size of each (group, replicate), with its member cells; cells when no replicates."""
-    n = len(cond_codes)
-    if rep_codes is None:
-        ones = np.ones(n, dtype=np.int64)
-        return {"group": group_codes, "condition": cond_codes, "n_cells": ones, "members": None}
-    n_rep = int(rep_codes.max()) + 1
-    unit_of = group_codes * n_rep + rep_codes
-    ids, inverse, counts = np.unique(unit_of, return_inverse=True, return_counts=True)
-    condition = np.zeros(n_rep, dtype=np.int64)
-    condition[rep_codes] = cond_codes
-    return {
-        "group": ids // n_rep,
-        "condition": condition[ids % n_rep],
-        "n_cells": counts,
-        "members": sp.csr_matrix((np.ones(n), (inverse, np.arange(n))), shape=(len(ids), n)),
-    }
-
-
-def _mean_activity(act: np.ndarray, units) -> np.ndarray:
-    """Mean smoothed cell activity per unit (the cells themselves when there are no replicates)."""
-    if units["members"] is None:
-        return act
-    return np.asarray(units["members"] @ act) / units["n_cells"][:, None]
-
-
 def _replicate_correlations(adata: AnnData, key: str, pairs: ModulePairs, units, min_cells: int) -> np.ndarray:
     """Module activity recomputed among each unit's own cells (units x modules; NaN for units too small)."""
-    layer = _recorded(adata, key, "layer", None)
-    min_detected = float(_recorded(adata, key, "min_detected", 0.1))
-    partial_out = _recorded(adata, key, "partial_out", None)
-    covariates = covariate_matrix(adata, partial_out, int(_recorded(adata, key, "n_partial_components", 5)))
+    layer = _recorded(adata, key, "layer")
+    min_detected = float(_recorded(adata, key, "min_detected"))
+    partial_out = _recorded(adata, key, "partial_out")
+    covariates = covariate_matrix(adata, partial_out, int(_recorded(adata, key, "n_partial_components")))
     used = pd.Index(np.unique(np.r_[pairs.gene_a, pairs.gene_b]))
     values = expression(adata, layer)
     idx = adata.var_names.get_indexer(used)
@@ -521,230 +409,3 @@ def _replicate_correlations(adata: AnnData, key: str, pairs: ModulePairs, units,
             progress=bar.update,
         )
     return out
-
-
-def _rows(units, groups, levels, reference: str, names, min_cells: int, replicate, min_effect: float) -> list[dict]:
-    """Test rows for every group and every level against the reference."""
-    r = levels.index(reference)
-    rows = []
-    for g, group in enumerate(groups):
-        for c, level in enumerate(levels):
-            if c != r:
-                rows += _compare(units, g, c, r, names, min_cells, replicate, (group, level), min_effect)
-    return rows
-
-
-def _compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, labels, min_effect) -> list[dict]:
-    """Rows for one group and one condition against the reference: Welch's t-test per module."""
-    in_group = units["group"] == g
-    notes = []
-    if replicate is None:
-        sides = [np.flatnonzero(in_group & (units["condition"] == k)) for k in (c, r)]
-        n_x, n_y = len(sides[0]), len(sides[1])
-        smoother = units.get("smoother")
-        if smoother is None:
-            n_eff = (float(n_x), float(n_y))
-        else:
-            n_eff = tuple(smoother.n_eff(side) for side in sides)
-        testable = min(n_x, n_y) >= max(min_cells, 2)
-        if not testable:
-            notes.append(f"not tested: fewer than {max(min_cells, 2)} cells on a side ({n_x} vs {n_y})")
-        elif min(n_eff) < 2 - 1e-9:  # (rounding: exactly 2 units is testable)
-            testable = False
-            notes.append(
-                "not tested: the localities covering the cells allow fewer than 2 independent units on a side "
-                f"(n_eff {n_eff[0]:.2f} vs {n_eff[1]:.2f})"
-            )
-    else:
-        large = units["n_cells"] >= min_cells
-        sides = [np.flatnonzero(in_group & large & (units["condition"] == k)) for k in (c, r)]
-        n_x, n_y = len(sides[0]), len(sides[1])
-        testable = min(n_x, n_y) >= 2
-        if not testable:
-            notes.append(
-                f"not tested: fewer than 2 replicates (obs[{replicate!r}]) with >= {min_cells} cells on a side "
-                f"({n_x} vs {n_y})"
-            )
-        dropped = int((in_group & ~large & np.isin(units["condition"], (c, r))).sum())
-        if dropped:
-            notes.append(f"{dropped} {replicate} group(s) with < {min_cells} cells dropped")
-        n_eff = (float(n_x), float(n_y))  # replicates are independent units
-    res = _welch(units["values"][sides[0]], units["values"][sides[1]], min_effect, n_eff)
-    if not testable:
-        res["statistic"][:] = np.nan
-        res["pvalue"][:] = np.nan
-    common = {
-        "group": labels[0],
-        "condition": labels[1],
-        "unit": "cells" if replicate is None else replicate,
-        "n_condition": n_x,
-        "n_reference": n_y,
-        "n_cells_condition": int(units["n_cells"][sides[0]].sum()),
-        "n_cells_reference": int(units["n_cells"][sides[1]].sum()),
-        "n_eff_condition": n_eff[0],
-        "n_eff_reference": n_eff[1],
-    }
-    rows = []
-    for i, name in enumerate(names):
-        row = {"module": name, **common, **{k: float(v[i]) for k, v in res.items()}}
-        flat = []
-        if testable and not np.isfinite(row["pvalue"]):
-            row["statistic"] = np.nan
-            flat = ["not tested: no variance within either side"]
-        row["note"] = "; ".join(flat + notes)
-        rows.append(row)
-    return rows
-
-
-def _table(rows: list[dict], names, within: str | None, reference: str, measure: str) -> pd.DataFrame:
-    """The tidy result: module, <within>, condition, reference, ..., sorted by module then group."""
-    table = pd.DataFrame(rows)
-    table["reference"] = reference
-    table["measure"] = measure
-    table["qvalue"] = bh(table["pvalue"].to_numpy())
-    group = "group" if within is None else within
-    table = table.rename(columns={"group": group})[["module", group, *RESULT_COLUMNS]]
-    order = {name: i for i, name in enumerate(names)}
-    table = table.sort_values("module", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-    for column in ("module", group, "condition", "reference", "unit", "measure", "note"):
-        table[column] = table[column].astype(str).astype(object)  # plain strings: h5ad and zarr safe
-    for column in ("n_condition", "n_reference", "n_cells_condition", "n_cells_reference"):
-        table[column] = table[column].astype(np.int64)
-    for column in ("n_eff_condition", "n_eff_reference"):
-        table[column] = table[column].astype(np.float64)
-    return table
-
-
-def _welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0, n_eff=None) -> dict[str, np.ndarray]:
-    """Means, effects and Welch's t-test (of ``|effect| <= min_effect``) per column of ``x`` (condition)
-    and ``y`` (reference), with ``n_eff`` (condition, reference) independent units (default: the rows)."""
-    n_x, n_y, m = len(x), len(y), x.shape[1]
-
-    def nan():
-        return np.full(m, np.nan)
-
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean_x = x.mean(axis=0) if n_x else nan()
-        mean_y = y.mean(axis=0) if n_y else nan()
-        effect = mean_x - mean_y
-        if n_x and n_y and n_x + n_y > 2:
-            ss = ((x - mean_x) ** 2).sum(axis=0) + ((y - mean_y) ** 2).sum(axis=0)
-            sd = np.sqrt(ss / (n_x + n_y - 2))
-            standardised = np.where(sd > 0, effect / np.where(sd > 0, sd, 1.0), np.nan)
-        else:
-            standardised = nan()
-        if min(n_x, n_y) >= 2:
-            statistic, pvalue = welch_treat(x, y, min_effect, n_eff=n_eff)
-        else:
-            statistic, pvalue = nan(), nan()
-    return {
-        "mean_condition": mean_x,
-        "mean_reference": mean_y,
-        "effect": effect,
-        "effect_standardised": standardised,
-        "statistic": statistic,
-        "pvalue": pvalue,
-    }
-
-
-@dataclass
-class _Smoother:
-    """How the smoothed activity of cells draws on cells through the localities (see :func:`differential`).
-
-    With ``M`` the cells x localities membership, ``s_l`` the cells of locality ``l`` and ``P`` the
-    cells x localities weights of a cell's activity (``1/k_i`` on the ``k_i`` localities containing
-    cell ``i``; 1 on the nearest probe's locality for a cell in none), cell ``i``'s activity is, to first
-    order, ``sum_j c_ij z_j`` over independent per-cell contributions ``z_j``, with
-    ``c_i = M diag(1/s) P_i``.
-    """
-
-    weights: sp.csr_matrix  # P, cells x localities, rows summing to 1
-    inv_size: np.ndarray  # 1 / s_l
-    shared: sp.csr_matrix  # M^T M: cells shared by two localities
-    self_term: np.ndarray  # ||c_i||^2 per cell
-
-    def n_eff(self, cells: np.ndarray) -> float:
-        """``mean_i ||c_i||^2 / ||mean_i c_i||^2`` over ``cells`` (1 <= n_eff <= len(cells); 0 when empty)."""
-        if len(cells) == 0:
-            return 0.0
-        share = np.asarray(self.weights[cells].sum(axis=0)).ravel() / len(cells)
-        y = share * self.inv_size
-        mean_norm = float(y @ (self.shared @ y))  # ||u||^2, u = M diag(1/s) share
-        if mean_norm <= 0:
-            return float(len(cells))
-        return float(np.clip(self.self_term[cells].mean() / mean_norm, 1.0, len(cells)))
-
-
-def _locality_key(adata: AnnData, key: str) -> str | None:
-    """The key whose obsm localities the activity under ``key`` was computed on (tl.score: its ``key``)."""
-    params = adata.uns.get(key, {}).get("params", {}) if isinstance(adata.uns.get(key), Mapping) else {}
-    score = params.get("score") if isinstance(params, Mapping) else None
-    candidates = [key, str(score["key"])] if isinstance(score, Mapping) and "key" in score else [key]
-    for k in candidates:
-        if Keys(k).obsm_localities in adata.obsm:
-            return k
-    return None
-
-
-def _smoother(adata: AnnData, key: str) -> _Smoother | None:
-    """The locality structure behind ``obsm[f"{key}_activity"]``; None when no localities are stored."""
-    where = _locality_key(adata, key)
-    if where is None:
-        return None
-    name = Keys(where).obsm_localities
-    raw = adata.obsm[name]
-    if sp.issparse(raw):
-        membership = sp.csr_matrix(raw, dtype=np.float64, copy=True)
-        membership.data = (membership.data != 0).astype(np.float64)
-        membership.eliminate_zeros()
-    elif isinstance(raw, np.ndarray) and raw.ndim == 2:
-        membership = sp.csr_matrix((raw != 0).astype(np.float64))
-    else:
-        raise TypeError(
-            f"adata.obsm[{name!r}] must be a sparse cells x localities matrix, got {type(raw).__name__}; rerun "
-            f"lava_sc.tl.localities(adata, key_added={where!r})."
-        )
-    n_loc = membership.shape[1]
-    stored = adata.uns[key].get(Keys.locality_activity) if isinstance(adata.uns.get(key), Mapping) else None
-    if stored is not None and np.shape(stored)[0] != n_loc:
-        raise ValueError(
-            f"adata.obsm[{name!r}] has {n_loc} localities but adata.uns[{key!r}][{Keys.locality_activity!r}] has "
-            f"{np.shape(stored)[0]}: they come from different runs; rerun lava_sc.tl.modules(adata, key={key!r})."
-        )
-    counts = np.asarray(membership.sum(axis=1)).ravel()
-    reads = membership
-    uncovered = np.flatnonzero(counts == 0)
-    if len(uncovered):  # tl.modules gives such a cell its nearest probe's locality
-        nearest = _nearest_locality(adata, where, uncovered, n_loc)
-        if nearest is not None:
-            reads = membership + sp.csr_matrix((np.ones(len(uncovered)), (uncovered, nearest)), shape=membership.shape)
-        else:  # probes unknown: such a cell counts as its own unit
-            logg.warning(
-                f"differential: {len(uncovered)} cell(s) in no locality and no probes to find their nearest one; "
-                "each counts as its own unit in n_eff."
-            )
-            single = sp.csr_matrix(
-                (np.ones(len(uncovered)), (uncovered, np.arange(len(uncovered)))),
-                shape=(membership.shape[0], len(uncovered)),
-            )
-            membership = reads = sp.hstack([membership, single], format="csr")
-        counts = np.asarray(reads.sum(axis=1)).ravel()
-    weights = sp.csr_matrix(sp.diags(1.0 / counts) @ reads)
-    size = np.asarray(membership.sum(axis=0)).ravel()
-    inv_size = np.divide(1.0, size, out=np.zeros_like(size), where=size > 0)
-    shared = sp.csr_matrix(membership.T @ membership)
-    scaled = sp.csr_matrix(sp.diags(inv_size) @ shared @ sp.diags(inv_size))  # diag(1/s) M^T M diag(1/s)
-    self_term = np.asarray((weights @ scaled).multiply(weights).sum(axis=1)).ravel()  # ||c_i||^2
-    return _Smoother(weights, inv_size, shared, self_term)
-
-
-def _nearest_locality(adata: AnnData, key: str, cells: np.ndarray, n_loc: int) -> np.ndarray | None:
-    """The locality of the probe nearest each of ``cells`` (as tl.modules uses), or None without probes."""
-    try:
-        nearest = np.asarray(nearest_probe(adata, key))[cells]
-    except (KeyError, ValueError, TypeError, IndexError):
-        return None
-    if len(nearest) != len(cells) or not np.all((nearest >= 0) & (nearest < n_loc)):
-        return None
-    return nearest.astype(np.int64)

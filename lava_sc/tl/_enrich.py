@@ -1,3 +1,5 @@
+"""``tl.enrich``: over-representation of gene sets in each module's genes (Fisher's exact test, BH)."""
+
 from __future__ import annotations
 
 import os
@@ -10,6 +12,7 @@ from scanpy import logging as logg
 from scipy.stats import hypergeom
 
 from .._core.stats import benjamini_hochberg
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._params import store_params
 from .._utils import log_added, store
@@ -30,6 +33,7 @@ COLUMNS = [
 ]
 
 
+@doc()
 def enrich(
     adata: AnnData,
     gene_sets,
@@ -51,14 +55,12 @@ def enrich(
 
     Parameters
     ----------
-    adata
-        Annotated data with results of :func:`lava_sc.tl.modules`.
+    {adata_modules}
     gene_sets
         A ``dict`` set name -> genes, a GMT file path (see :func:`lava_sc.io.read_gmt`) or a
         decoupler-style net DataFrame (``source`` = set name, ``target`` = gene; ``weight`` ignored).
         Names and genes must be strings.
-    key
-        Key of the LAVA results.
+    {key}
     universe
         Genes that could have been found (a list of names). Default: the genes LAVA tested,
         ``uns[key]["genes"]`` (the right background: a module can only contain tested genes). Module
@@ -67,8 +69,7 @@ def enrich(
         Gene sets with fewer / more genes in the universe are not tested (the number dropped is
         logged). An error is raised when no set is left, e.g. when no set shares a gene with the
         universe (gene naming mismatch).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

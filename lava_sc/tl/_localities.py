@@ -1,3 +1,6 @@
+"""``tl.localities``: cut the embedding into overlapping localities (probes placed by DIRECT on the
+kNN in-degree, then the cells nearest each probe)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -9,6 +12,7 @@ from scanpy import logging as logg
 
 from .._adata import invalidate
 from .._core.localities import find_localities, n_localities_for
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._params import LocalitiesSettings
 from .._utils import log_added, progress, store
@@ -20,6 +24,7 @@ def default_n_cells(n_obs: int) -> int:
     return int(min(n_obs, min(200, max(50, n_obs // 7))))
 
 
+@doc()
 def localities(
     adata: AnnData,
     basis: str = "X_umap",
@@ -72,8 +77,7 @@ def localities(
         Seed for l-means and pynndescent.
     key_added
         Results go to ``obsm[f"{key_added}_localities"]`` and ``uns[key_added]``.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

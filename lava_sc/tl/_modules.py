@@ -1,3 +1,6 @@
+"""``tl.modules``: modules of gene-gene associations that recur across localities (Leiden or NMF on
+the pair graph), their genes, and their activity per locality and per cell."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -19,6 +22,7 @@ from .._core.modules import (
     split_large,
 )
 from .._core.score import module_set_activity
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
 from .._params import CorrelationsSettings, ModulesSettings, upstream_of
 from .._utils import log_added, progress, restore_on_error, store
@@ -32,10 +36,11 @@ from .._validate import (
     expression,
     require,
 )
-from ..get._composition import composition_entry, composition_table
 from ._correlations import correlations
 from ._populations import (
     between_population_modules,
+    composition_entry,
+    composition_table,
     group_codes,
     group_indicators,
     log_groupby,
@@ -44,6 +49,7 @@ from ._populations import (
 )
 
 
+@doc()
 def modules(
     adata: AnnData,
     *,
@@ -72,8 +78,7 @@ def modules(
     ----------
     adata
         Annotated data matrix.
-    key
-        Key of the LAVA results in ``uns`` / ``obsm``.
+    {key}
     method
         ``"leiden"`` (default): Leiden on a graph of significant pairs, where pairs sharing a gene are
         linked by the cosine similarity of their locality profiles. ``"nmf"``: non-negative
@@ -122,8 +127,7 @@ def modules(
         Used only when localities or correlations must be computed first.
     random_state
         Seed for Leiden / NMF (and for missing steps).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

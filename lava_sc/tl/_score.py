@@ -1,3 +1,6 @@
+"""``tl.score``: the activity of given modules or gene sets on new data, in its own localities
+(transfer of modules between datasets)."""
+
 from __future__ import annotations
 
 import os
@@ -13,6 +16,7 @@ from scanpy import logging as logg
 from .._adata import ensure_localities, gene_columns, nearest_probe
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
+from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys, locality_names
 from .._params import LocalitiesSettings, store_params, upstream_of
 from .._utils import log_added, progress, restore_on_error
@@ -58,6 +62,7 @@ class ModulePairs:
         )
 
 
+@doc()
 def score(
     adata: AnnData,
     modules,
@@ -106,15 +111,13 @@ def score(
         Also the key of the LAVA results when ``modules`` is an AnnData.
     key_added
         Where the scores are written; must differ from ``key``.
-    layer
-        Layer with the expression; ``None`` uses ``X``.
+    {layer}
     min_detected
         A pair counts as 0 in a locality where one of its genes is detected (above its minimum over
         all cells) in fewer than this fraction of the locality's cells.
     basis, random_state
         Used only when the localities must be computed first.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

@@ -7,7 +7,8 @@ import scipy.sparse as sp
 da = pytest.importorskip("dask.array")
 
 from lava_sc._core import distributed  # noqa: E402
-from lava_sc._core.correlations import SketchOptions, column_floor, sketch_localities  # noqa: E402
+from lava_sc._core.correlations import SketchOptions, sketch_localities  # noqa: E402
+from lava_sc._core.expression import column_floor  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import sparse
 
 import lava_sc as lv
-from lava_sc.datasets import _kidney, kidney, kidney_gene_sets, simulate_kidney
+from lava_sc.datasets import _kidney_data, kidney, kidney_gene_sets, simulate_kidney
 
 CELL_TYPES = ["PT", "TAL", "DCT", "CD", "EC", "Immune", "Fib"]
 CONDITIONS = ["reference", "AKI", "CKD"]
@@ -250,7 +250,7 @@ def test_lava_recovers_injury(atlas):
 
 
 def test_kidney_missing_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(_kidney, "_atlas_candidates", lambda: [tmp_path / "nope.h5ad"])
+    monkeypatch.setattr(_kidney_data, "_atlas_candidates", lambda: [tmp_path / "nope.h5ad"])
     with pytest.raises(FileNotFoundError, match="simulate_kidney"):
         kidney()
 
@@ -316,3 +316,16 @@ def test_gene_sets_bad_args():
 def test_keyword_only():
     with pytest.raises(TypeError):
         simulate_kidney(900)  # type: ignore[misc]
+
+
+def test_gene_tables_ship_with_the_package():
+    """The tables live in a data file of the package (so a wheel carries them) and name distinct genes."""
+    from importlib import resources
+
+    from lava_sc.datasets import _kidney
+
+    assert resources.files("lava_sc.datasets").joinpath("kidney_genes.json").is_file()
+    markers = [g for genes in _kidney._MARKERS.values() for g in genes]
+    programs = [g for spec in _kidney._PROGRAMS.values() for g in spec["genes"]]
+    assert len(set(markers + programs)) == len(markers + programs)
+    assert set(_kidney._PROGRAMS) == set(_kidney._SET_NAMES) == set(_kidney._UNMEASURED)

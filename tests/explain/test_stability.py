@@ -220,3 +220,10 @@ def test_bad_arguments(planted_umap):
 def test_get_stability_bad_table(assayed):
     with pytest.raises(ValueError, match="table"):
         lv.get.stability(assayed, table="summary")
+
+
+def test_every_lava_factor_is_an_argument_of_a_pipeline_step():
+    from lava_sc.explain._interventions import LAVA_FACTORS, stages_of
+
+    assert all(stages_of(factor) for factor in LAVA_FACTORS)
+    assert stages_of("random_state") == ("localities", "correlations", "modules")

@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 import lava_sc as lv
 from lava_sc._keys import locality_names
-from lava_sc.get._composition import ENTRY, composition_entry, composition_table
+from lava_sc.get._composition import ENTRY
+from lava_sc.tl._populations import composition_entry, composition_table
 
 CELL_TYPE = pd.Categorical(
     ["B", "B", "B", "B", "T", "T", "T", "NK", "NK", np.nan], categories=["B", "T", "NK", "plasma"]

@@ -12,6 +12,8 @@ from scipy import stats
 import lava_sc as lv
 from lava_sc._core.stats import welch_treat
 from lava_sc.tl import _differential as diff_module
+from lava_sc.tl import _differential_design as design
+from lava_sc.tl import _differential_stats as diff_stats
 
 COLUMNS_AFTER_GROUP = [
     "condition",
@@ -186,9 +188,9 @@ def test_effects_match_hand_computed_donor_means():
 
 def test_qvalues_are_benjamini_hochberg_over_finite_pvalues():
     p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
-    np.testing.assert_allclose(diff_module.bh(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan])
-    np.testing.assert_allclose(diff_module.bh(p), hand_bh(p))
-    assert np.isnan(diff_module.bh(np.array([np.nan]))).all()
+    np.testing.assert_allclose(diff_stats.bh(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan])
+    np.testing.assert_allclose(diff_stats.bh(p), hand_bh(p))
+    assert np.isnan(diff_stats.bh(np.array([np.nan]))).all()
 
     adata = fabricate(conditions=("reference", "AKI", "CKD"), effects={("M2", "EC", "CKD"): 1.0}, seed=1)
     # one AKI donor without TAL cells -> rows with < 2 donors on a side get NaN p-values
@@ -825,21 +827,23 @@ def test_correlation_is_calibrated_over_donor_relabellings(planted):
     n_relabel, n_donors, alpha = 200, 12, 0.05
     rng = np.random.default_rng(7)
     donor = rng.integers(0, n_donors, planted.n_obs)
-    group, groups = diff_module._labels(planted, "cell_type")
-    units = diff_module._units(np.zeros(planted.n_obs, dtype=np.int64), group, donor)
+    group, groups = design.labels(planted, "cell_type")
+    units = design.units_of(np.zeros(planted.n_obs, dtype=np.int64), group, donor)
     unit_donor = np.rint(units["members"] @ donor / units["n_cells"]).astype(np.int64)  # each unit's donor
     names, act = diff_module._activity(planted, "lava")
     pairs = diff_module._module_pairs(planted, "lava")
     values = {
         "correlation": diff_module._replicate_correlations(planted, "lava", pairs, units, 10),
-        "activity": diff_module._mean_activity(act, units),
+        "activity": design.mean_activity(act, units),
     }
     pvalues = {k: [] for k in values}
     for _ in range(n_relabel):
         labels = rng.permutation(np.repeat([0, 1], n_donors // 2))
         relabelled = {**units, "condition": labels[unit_donor]}
         for k, v in values.items():
-            rows = diff_module._rows({**relabelled, "values": v}, groups, ["A", "B"], "A", names, 10, "donor", 0.0)
+            rows = diff_stats.comparison_rows(
+                {**relabelled, "values": v}, groups, ["A", "B"], "A", names, 10, "donor", 0.0
+            )
             pvalues[k].append([r["pvalue"] for r in rows])
     rate = {k: float((np.asarray(p) < alpha).mean()) for k, p in pvalues.items()}
     n_tests = np.asarray(pvalues["correlation"]).size
