@@ -17,6 +17,11 @@ PIECES = {
         adata
             Annotated data matrix with results of :func:`lava_sc.tl.modules`.
         """,
+    "adata_encoder": """
+        adata
+            Annotated data matrix (log-normalised expression; with ``encoder="pca"`` the result of
+            ``sc.pp.pca(adata)``).
+        """,
     "key": """
         key
             Key of the LAVA results: ``uns[key]`` and ``obsm[f"{key}_..."]``, as written by
@@ -29,6 +34,10 @@ PIECES = {
     "copy": """
         copy
             Return a modified copy instead of writing into ``adata``.
+        """,
+    "ax": """
+        ax
+            Draw into this Axes.
         """,
     "show": """
         show

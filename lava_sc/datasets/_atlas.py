@@ -22,7 +22,7 @@ import anndata
 import numpy as np
 import pandas as pd
 
-from ._kidney import _counts  # NB counts, background library, log-normalised X (the kidney atlas's recipe)
+from ._kidney import _counts, cell_table  # NB counts, background library, log-normalised X (the kidney atlas's recipe)
 from ._simulate import _check_int
 
 __all__ = ["simulate_atlas", "PROGRAMS"]
@@ -284,20 +284,8 @@ def _program_term(rng, spec, active, axis, strength, size) -> np.ndarray:
 
 def _obs(type_idx, cond_idx, donor_idx, n_donors, depth, totals, axis, active) -> pd.DataFrame:
     donors = [f"{c}_{i + 1}" for c in CONDITIONS for i in range(n_donors)]
-    obs = pd.DataFrame(
-        {
-            "cell_type": pd.Categorical.from_codes(type_idx, categories=list(CELL_TYPES)),
-            "condition": pd.Categorical.from_codes(cond_idx, categories=list(CONDITIONS)),
-            "donor": pd.Categorical.from_codes(donor_idx, categories=donors),
-            "depth": depth,
-            "total_counts": totals,
-            "axis": axis,
-        },
-        index=pd.Index([f"cell_{i}" for i in range(len(type_idx))]),
-    )
-    for p, mask in active.items():
-        obs[f"active_{p}"] = mask
-    return obs
+    design = {"cell_type": (type_idx, CELL_TYPES), "condition": (cond_idx, CONDITIONS), "donor": (donor_idx, donors)}
+    return cell_table(design, {"depth": depth, "total_counts": totals, "axis": axis}, active)
 
 
 def _embed(adata: anndata.AnnData, *, umap: bool, random_state: int) -> None:

@@ -397,20 +397,18 @@ def simulate_kidney(
 
 def _obs(type_idx, cond_idx, donor_idx, n_donors, depth, totals, axes, active) -> pd.DataFrame:
     donors = [f"{_DONOR_PREFIX[c]}{i + 1}" for c in CONDITIONS for i in range(n_donors)]
-    obs = pd.DataFrame(
-        {
-            "cell_type": pd.Categorical.from_codes(type_idx, categories=list(CELL_TYPES)),
-            "condition": pd.Categorical.from_codes(cond_idx, categories=list(CONDITIONS)),
-            "donor": pd.Categorical.from_codes(donor_idx, categories=donors),
-            "depth": depth,
-            "total_counts": totals,
-            **axes,
-        },
-        index=pd.Index([f"cell_{i}" for i in range(type_idx.size)]),
-    )
-    for p in PROGRAMS:
-        obs[f"active_{p}"] = active[p]
-    return obs
+    design = {"cell_type": (type_idx, CELL_TYPES), "condition": (cond_idx, CONDITIONS), "donor": (donor_idx, donors)}
+    return cell_table(design, {"depth": depth, "total_counts": totals, **axes}, {p: active[p] for p in PROGRAMS})
+
+
+def cell_table(design: dict, values: dict, active: dict) -> pd.DataFrame:
+    """``obs`` of a simulation: categorical design columns (name -> (codes, categories)), per-cell values,
+    and one boolean ``active_<program>`` column per planted program; cells named ``cell_<i>``."""
+    n_cells = len(next(iter(design.values()))[0])
+    columns = {name: pd.Categorical.from_codes(codes, categories=list(cats)) for name, (codes, cats) in design.items()}
+    columns.update(values)
+    columns.update({f"active_{p}": mask for p, mask in active.items()})
+    return pd.DataFrame(columns, index=pd.Index([f"cell_{i}" for i in range(n_cells)]))
 
 
 def _var(blocks: dict[str, list[str]], counts: sparse.csr_matrix) -> pd.DataFrame:

@@ -62,9 +62,7 @@ def corpus_attribution(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix (log-normalised expression; with ``encoder="pca"`` the result of
-        ``sc.pp.pca(adata)``).
+    {adata_encoder}
     corpus
         The corpus cells, one of
 

@@ -52,9 +52,7 @@ def label_free_importance(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix (log-normalised expression; with ``encoder="pca"`` the result of
-        ``sc.pp.pca(adata)``).
+    {adata_encoder}
     encoder
         ``"pca"`` (the PCA of ``sc.pp.pca``: its gene means as centre when ``zero_center``, only the
         genes of its ``mask_var`` — e.g. ``var["highly_variable"]`` — attributed) or a callable

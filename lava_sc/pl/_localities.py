@@ -68,8 +68,7 @@ def localities(
         Write each probe's locality index in its marker. Default: when there are at most 60 localities.
     size
         Point size of the cells (default ``120000 / n_obs``, at most 30).
-    ax
-        Draw into this Axes.
+    {ax}
     {show}
     {save}
 

@@ -59,8 +59,7 @@ def module_network(
         Seed of the layout; the same seed gives the same picture.
     cmap
         Colormap of the node colours (gene score).
-    ax
-        Draw into this Axes.
+    {ax}
     {show}
     {save}
 
