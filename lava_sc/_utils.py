@@ -39,11 +39,11 @@ def restore_on_error(adata) -> Iterator[None]:
     writes their results before its own heavy work; interrupted there, it must not leave a half-done
     ``adata``. Only references are kept (no data is copied): top-level ``uns`` entries, with a shallow
     copy of each dict (the tools add and remove entries of ``uns[key]`` but never change them in place),
-    the ``obsm`` entries and the ``obs`` columns.
+    the ``obsm`` entries and the ``obs`` columns (tools replace a column, never write into one).
     """
     uns = {k: (v, dict(v) if isinstance(v, dict) else None) for k, v in adata.uns.items()}
     obsm = dict(adata.obsm.items())
-    obs_columns = list(adata.obs.columns)
+    obs_columns = {c: adata.obs[c] for c in adata.obs.columns}
     try:
         yield
     except BaseException:
@@ -62,6 +62,9 @@ def restore_on_error(adata) -> Iterator[None]:
         added = [c for c in adata.obs.columns if c not in obs_columns]
         if added:
             adata.obs.drop(columns=added, inplace=True)
+        for c, column in obs_columns.items():  # an overwritten column gets its old values back
+            if adata.obs[c] is not column:
+                adata.obs[c] = column
         raise
 
 

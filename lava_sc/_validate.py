@@ -116,7 +116,7 @@ def expression(adata: AnnData, layer: str | None):
             raise TypeError(f"{where} must be numeric, got dtype {values.dtype}; convert it to float.")
         if values.dtype.kind == "f" and not all_finite(values):
             raise ValueError(f"{where} contains NaN or inf; replace them (e.g. with 0) or choose another `layer`.")
-        return values
+        return values.astype(np.float32) if values.dtype.kind == "b" else values
     if hasattr(values, "to_memory"):  # backed sparse dataset
         values = values.to_memory()
     elif not sp.issparse(values) and not isinstance(values, np.ndarray):  # backed dense (h5py.Dataset), np.matrix
@@ -128,6 +128,8 @@ def expression(adata: AnnData, layer: str | None):
         raise TypeError(f"{where} must be numeric, got dtype {data.dtype}; convert it to float.")
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise ValueError(f"{where} contains NaN or inf; replace them (e.g. with 0) or choose another `layer`.")
+    if data.dtype.kind == "b":  # presence/absence: the kernels compute in floats (numba has no float(bool))
+        return values.astype(np.float32)
     return values
 
 

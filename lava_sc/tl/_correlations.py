@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import column_variance, gene_positions, highly_variable, invalidate
+from .._adata import column_variance, gene_positions, highly_variable, invalidate, warn_if_counts
 from .._adata import covariates as covariate_rows
 from .._core import distributed
 from .._core.correlations import (
@@ -192,6 +192,7 @@ def correlations(
         raise ValueError(f"obsm[{keys.obsm_localities!r}] does not match the cells; rerun lava_sc.tl.localities.")
 
     values = expression(adata, layer)
+    warn_if_counts(adata, values, layer, "tl.correlations")
     gene_idx, gene_source = select_genes(adata, values, genes)
     lazy = distributed.is_dask(values)
     matrix = values[:, gene_idx].astype(np.float32) if lazy else gene_matrix(values, gene_idx)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import ensure_localities, gene_columns, nearest_probe
+from .._adata import ensure_localities, gene_columns, nearest_probe, warn_if_counts
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
 from .._docs import doc
@@ -146,6 +146,7 @@ def score(
     check_not_lava_slot(adata, key_added, entries=(Keys.probes, Keys.sketch))  # modules: its own output
     pairs = module_pairs(modules, key)
     values = expression(adata, layer)
+    warn_if_counts(adata, values, layer, "tl.score")
     pairs = drop_missing(pairs, adata.var_names)
 
     adata = adata.copy() if copy else adata

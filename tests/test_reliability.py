@@ -1,0 +1,66 @@
+"""Reproducers of the hostile test pass (issue 13): each case failed once, and must not again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import lava_sc as lv
+
+
+def binarised(adata, fmt):
+    """The planted data as presence/absence: bool (sparse or dense) and the same values as float."""
+    x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    present = x > np.median(x[x > 0])
+    as_bool, as_float = adata.copy(), adata.copy()
+    as_bool.X = sp.csr_matrix(present) if fmt == "sparse" else present
+    as_float.X = sp.csr_matrix(present.astype(np.float32)) if fmt == "sparse" else present.astype(np.float32)
+    return as_bool, as_float
+
+
+@pytest.mark.parametrize("fmt", ["sparse", "dense"])
+def test_boolean_x_is_read_as_zeros_and_ones(small, fmt):
+    """Sparse boolean X crashed inside numba (float(bool)); it means the same as 0/1 floats."""
+    as_bool, as_float = binarised(small, fmt)
+    lv.tl.modules(as_bool, random_state=0)
+    lv.tl.modules(as_float, random_state=0)
+    assert as_bool.X.dtype == bool  # the user's X is not changed
+    pd.testing.assert_frame_equal(lv.get.module_genes(as_bool), lv.get.module_genes(as_float))
+
+
+def test_raw_counts_in_x_are_flagged_with_the_fix(small):
+    """Counts gave 19 modules (16 mostly noise genes) where log X gave 2, without a word."""
+    counts = small.copy()
+    counts.X = sp.csr_matrix(small.layers["counts"], dtype=np.float32)
+    with pytest.warns(UserWarning, match=r"looks like raw counts.*sc\.pp\.log1p"):
+        lv.tl.modules(counts, random_state=0)
+    with pytest.warns(UserWarning, match=r"adata\.layers\['counts'\] looks like raw counts"):
+        lv.tl.correlations(counts, layer="counts")
+
+
+def test_log_normalised_or_declared_data_is_not_flagged(small, recwarn):
+    lv.tl.modules(small.copy(), random_state=0)
+    declared = small.copy()
+    declared.X = sp.csr_matrix(small.layers["counts"], dtype=np.float32)
+    declared.uns["log1p"] = {"base": None}  # the user says it is transformed: trust it
+    lv.tl.modules(declared, random_state=0)
+    assert not [w for w in recwarn if "raw counts" in str(w.message)]
+
+
+def test_an_interrupted_run_restores_an_obs_column_it_overwrote(small, monkeypatch):
+    """restore_on_error dropped the obs columns a run added, but left one it had overwritten."""
+    import lava_sc.tl._modules as modules_module
+
+    adata = small.copy()
+    adata.obs["lava_in_degree"] = -1.0  # e.g. from an earlier run whose uns['lava'] was since deleted
+    before = adata.obs.copy()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(modules_module, "locality_activity", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lv.tl.modules(adata)  # runs tl.localities (which writes obs['lava_in_degree']) first
+    pd.testing.assert_frame_equal(adata.obs, before)
