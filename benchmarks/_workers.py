@@ -5,17 +5,17 @@
 
 A worker rewrites ``<path>`` after every stage, so a run stopped at its time limit still reports how far
 it got. ``timed_start_unix`` marks the start of the measured part (after imports, warm-up and data).
+
+This module holds the workers, their ``Recorder`` and the LAVA / Hotspot pipelines they time; the data
+they build is in ``_workers_data.py`` and the floor worker's GEMM rates and profile in ``_workers_floor.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
-import hashlib
 import json
 import os
-import pstats
 import time
 import warnings
 from pathlib import Path
@@ -28,11 +28,12 @@ from ._common import (
     peak_rss_bytes,
     write_json_atomic,
 )
+from ._workers_data import chunked_planted_data, fidelity_embedding, fingerprint, planted_data
+from ._workers_floor import gemm_rate, profile_correlations, replay_gemms
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 warnings.filterwarnings("ignore")
 
-PLANTED_MODULE_SIZE = 15
 WARMUP_CELLS = 1000
 
 
@@ -83,39 +84,7 @@ class Recorder:
         self.write()
 
 
-# ------------------------------------------------------------------------------------------------ data
-
-
-def planted_data(n_cells: int, n_genes: int, random_state: int = 0):
-    """``simulate_planted`` sized to ``n_genes`` genes; genes constant in the counts are dropped.
-
-    Every gene is flagged ``highly_variable`` so LAVA tests exactly the genes Hotspot gets.
-    """
-    from lava_sc.datasets import simulate_planted
-
-    n_fixed = 25 + 4 * PLANTED_MODULE_SIZE
-    adata = simulate_planted(
-        n_cells=n_cells,
-        n_noise_genes=max(0, n_genes - n_fixed),
-        module_size=PLANTED_MODULE_SIZE,
-        random_state=random_state,
-    )
-    counts = adata.layers["counts"].tocsc()
-    nonconstant = counts.max(axis=0).toarray().ravel() != counts.min(axis=0).toarray().ravel()
-    if not nonconstant.all():
-        adata = adata[:, nonconstant].copy()
-    adata.var["highly_variable"] = True
-    return adata
-
-
-def fingerprint(adata) -> str:
-    """A digest of the counts, genes and embedding: equal digests mean identical input."""
-    h = hashlib.sha1()
-    counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
-    for arr in (counts.indptr, counts.indices, counts.data, adata.obsm["X_umap"]):
-        h.update(memoryview(arr).cast("B"))
-    h.update("\n".join(adata.var_names).encode())
-    return h.hexdigest()[:16]
+# --------------------------------------------------------------------------------------------- helpers
 
 
 def lava_module_genes(adata, key: str = "lava") -> dict:
@@ -298,73 +267,6 @@ def hotspot_pipeline(adata, params: dict, rec: Recorder | None):
     return hs
 
 
-def gemm_rate(n_genes: int, n_cells: int, repeats: int = 7, min_batch_s: float = 0.05) -> dict:
-    """Best float32 rates, in multiply-adds per second, of numpy ``(G x n) @ (n x G)`` and of ``ssyrk``.
-
-    Each is measured with BLAS's default thread count and with one thread (on a small matrix or a busy
-    machine one thread can be the faster); the machine's rate is the better of the two.
-    """
-    import numpy as np
-    from scipy.linalg import blas
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n_genes, n_cells), dtype=np.float32)
-    b = rng.standard_normal((n_cells, n_genes), dtype=np.float32)
-    bf = np.asfortranarray(b)
-
-    def best_rate(fn, work):
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        one = max(time.perf_counter() - t0, 1e-6)
-        batch = max(1, int(min_batch_s / one))
-        best = np.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(batch):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / batch)
-        return work / best
-
-    out = {}
-    for threads in (None, 1):
-        with threadpool_limits(limits=threads):
-            suffix = "" if threads is None else "_1thread"
-            out["gemm" + suffix] = best_rate(lambda: a @ b, float(n_genes) * n_genes * n_cells)
-            # ssyrk as LAVA calls it (upper triangle of z.T @ z): n * G * (G + 1) / 2 multiply-adds
-            out["syrk" + suffix] = best_rate(
-                lambda: blas.ssyrk(1.0, bf, trans=1, lower=0), float(n_cells) * n_genes * (n_genes + 1) / 2
-            )
-    out["gemm_best"] = max(out["gemm"], out["gemm_1thread"])
-    out["syrk_best"] = max(out["syrk"], out["syrk_1thread"])
-    return out
-
-
-def replay_gemms(n_loc: int, n_genes: int, n_cells: int) -> dict:
-    """Seconds for the correlation stage's GEMM work alone: ``n_loc`` back-to-back (G x n) @ (n x G).
-
-    The same multiply-adds as the stage, run under the machine's conditions of the moment (a busy
-    machine slows it as much as it slows LAVA), with BLAS's default threads and with one thread.
-    """
-    import numpy as np
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n_genes, n_cells), dtype=np.float32)
-    b = rng.standard_normal((n_cells, n_genes), dtype=np.float32)
-    out = {}
-    for threads in (None, 1):
-        with threadpool_limits(limits=threads):
-            a @ b
-            t0 = time.perf_counter()
-            for _ in range(n_loc):
-                a @ b
-            out["default_threads_s" if threads is None else "one_thread_s"] = round(time.perf_counter() - t0, 3)
-    out["best_s"] = min(out["default_threads_s"], out["one_thread_s"])
-    return out
-
-
 def worker_floor(params: dict, rec: Recorder) -> None:
     """``tl.correlations`` alone (localities computed beforehand) against this machine's GEMM rate."""
     import lava_sc
@@ -432,83 +334,6 @@ def worker_floor(params: dict, rec: Recorder) -> None:
     rec.done(timed_s=corr_s, **result)
 
 
-#: LAVA functions whose cumulative time the profile reports when they exist (names may change)
-PROFILE_FUNCTIONS = {
-    "syrk_upper": "GEMM (ssyrk, observed + shuffled null)",
-    "gather_rows": "gather locality rows (sparse -> dense)",
-    "_column_stats": "numba: column means, norms, detection",
-    "_write_tested": "numba: standardise tested genes + null copies",
-    "_scan": "numba: level counts, then histograms and candidates from each start (both Gram matrices)",
-    "significant_pairs": "numba: scan, knockoff thresholds, selection",
-    "strongest_partners": "max_partners filter",
-    "column_floor": "per-gene floor",
-    "gene_matrix": "gene matrix (float32 CSR, no copy when all genes)",
-    "assemble_sketch": "assemble sketch",
-}
-
-
-def profile_correlations(adata, top: int = 15) -> dict:
-    """cProfile of one ``tl.correlations`` call: LAVA's named kernels and the top functions by own time.
-
-    Run with ``n_jobs=1``: cProfile sees only the calling thread, so with worker threads every kernel
-    would hide behind a lock wait. This is a separate call from the timed one.
-    """
-    import lava_sc
-
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    lava_sc.tl.correlations(adata, n_jobs=1)
-    prof.disable()
-    total = time.perf_counter() - t0
-    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
-    by_name: dict = {}
-    for (file, _line, name), (_cc, ncalls, _tottime, cumtime, _callers) in stats.items():
-        label = name.split("'")[1] if name.startswith("<method '") else name
-        for key, desc in PROFILE_FUNCTIONS.items():
-            if label == key and "lava_sc" in file:
-                entry = by_name.setdefault(key, {"what": desc, "cumtime_s": 0.0, "ncalls": 0})
-                entry["cumtime_s"] += cumtime
-                entry["ncalls"] += ncalls
-    for v in by_name.values():
-        v["cumtime_s"] = round(v["cumtime_s"], 3)
-        v["share"] = round(v["cumtime_s"] / total, 3)
-    rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
-    top_rows = [
-        {
-            "function": f"{Path(file).name}:{line}({name})" if file != "~" else name,
-            "ncalls": nc,
-            "tottime_s": round(tt, 3),
-            "cumtime_s": round(ct, 3),
-            "share_own": round(tt / total, 3),
-        }
-        for (file, line, name), (_cc, nc, tt, ct, _callers) in rows
-    ]
-    return {"total_s": round(total, 3), "named": by_name, "top_by_own_time": top_rows}
-
-
-#: values (cells x genes) simulated at a time for the scaling part: ~160 MB of float64 per chunk
-SIMULATION_CHUNK_VALUES = 2e7
-
-
-def chunked_planted_data(n_cells: int, n_genes: int, random_state: int = 0):
-    """``simulate_planted`` with ``n_genes`` genes, drawn in chunks of cells, without a counts layer:
-    at a million cells only X (float32 CSR) is held. Every gene is flagged ``highly_variable``."""
-    from lava_sc.datasets import simulate_planted
-
-    module_size = max(3, min(PLANTED_MODULE_SIZE, (n_genes - 25) // 4))
-    adata = simulate_planted(
-        n_cells=n_cells,
-        n_noise_genes=n_genes - 25 - 4 * module_size,
-        module_size=module_size,
-        random_state=random_state,
-        chunk_size=int(max(256, SIMULATION_CHUNK_VALUES // n_genes)),
-        counts_layer=False,
-    )
-    adata.var["highly_variable"] = True
-    return adata
-
-
 def worker_scaling(params: dict, rec: Recorder) -> None:
     """End-to-end ``tl.modules`` on chunk-simulated data: per-stage times and peak RSS."""
     silence()
@@ -531,37 +356,6 @@ def worker_scaling(params: dict, rec: Recorder) -> None:
 #: localities of the fidelity part: LAVA's defaults (``tl.localities``: 200 cells, overlap 3)
 FIDELITY_LOCALITY_CELLS = 200
 FIDELITY_OVERLAP = 3
-
-
-def fidelity_embedding(geometry: str, n_cells: int, seed: int):
-    """The 2-d embedding (float32) of the fidelity part.
-
-    ``planted``: the planted simulator's embedding (five types x two conditions on a circle, one
-    type stretched along a gradient; it does not depend on the genes, so few are simulated). ``blobs``: 12 anisotropic
-    Gaussian blobs of Dirichlet-distributed sizes and random spreads, plus 5% uniform background.
-    """
-    import numpy as np
-
-    if geometry == "planted":
-        from lava_sc.datasets import simulate_planted
-
-        small = simulate_planted(n_cells=n_cells, n_noise_genes=0, module_size=3, random_state=seed, counts_layer=False)
-        return small.obsm["X_umap"]
-    if geometry != "blobs":
-        raise ValueError(f"unknown geometry {geometry!r}; use 'planted' or 'blobs'")
-    rng = np.random.default_rng(seed)
-    n_background = int(round(0.05 * n_cells))
-    n_blobs = n_cells - n_background
-    centres = rng.uniform(-20, 20, (12, 2))
-    sizes = np.floor(rng.dirichlet(np.ones(12) * 2) * n_blobs).astype(int)
-    sizes[: n_blobs - sizes.sum()] += 1  # the rounding remainder, one cell each to the first blobs
-    parts = [
-        centres[k] + rng.normal(0, rng.uniform(0.5, 3), (size, 2)) * rng.uniform(0.5, 2, 2)
-        for k, size in enumerate(sizes)
-    ]
-    parts.append(rng.uniform(-25, 25, (n_background, 2)))
-    points = np.concatenate(parts)
-    return points[rng.permutation(n_cells)].astype(np.float32)
 
 
 def _placement(points, seed: int, **options) -> dict:
