@@ -51,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, KeyError, TypeError, OSError, MemoryError) as err:
         print(f"{parser.prog}: error: {message(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every output is written atomically: none is half-written
+        print(
+            f"{parser.prog}: interrupted; files already written are complete, the others were not written.",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         sc.settings.verbosity = previous_verbosity
 
@@ -246,13 +252,17 @@ def run_file(args: argparse.Namespace) -> int:
 
 
 def write_h5ad(adata, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(path)
+    """Write atomically: ``--out IN.h5ad`` (in place) leaves the old file whole if interrupted."""
+    from ._files import atomic_write
+
+    with atomic_write(path) as partial:
+        adata.write_h5ad(partial)
     return path
 
 
 def write_tables(adata, folder: Path, *, key: str) -> list[Path]:
     from . import get
+    from ._files import atomic_write
 
     tables = {
         "modules.csv": (get.modules(adata, key=key), False),
@@ -262,10 +272,11 @@ def write_tables(adata, folder: Path, *, key: str) -> list[Path]:
     paths = []
     for name, (frame, index) in tables.items():
         path = folder / name
-        if index:
-            frame.to_csv(path, index_label="cell")
-        else:
-            frame.to_csv(path, index=False)
+        with atomic_write(path) as partial:
+            if index:
+                frame.to_csv(partial, index_label="cell")
+            else:
+                frame.to_csv(partial, index=False)
         paths.append(path)
     return paths
 
@@ -278,6 +289,7 @@ def write_figures(adata, folder: Path, *, key: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from . import pl
+    from ._files import atomic_write
 
     names = module_list(adata, key)
     basis = str(adata.uns[key]["params"]["localities"]["basis"])
@@ -314,7 +326,8 @@ def write_figures(adata, folder: Path, *, key: str) -> list[Path]:
                 figure = figure_of(result)
                 if figure is None:
                     raise RuntimeError("the plot saved nothing and returned no axes")
-                figure.savefig(path, dpi=150, bbox_inches="tight")
+                with atomic_write(path) as partial:
+                    figure.savefig(partial, dpi=150, bbox_inches="tight")
         except Exception as err:  # a figure must never cost the user the results already written
             warn(f"could not draw {path.name} with lava_sc.pl.{function}: {message(err)}")
         else:

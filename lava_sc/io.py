@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._files import atomic_write
+
 __all__ = ["read_gmt", "write_gmt"]
 
 
@@ -91,7 +93,7 @@ def write_gmt(gene_sets, path: str | os.PathLike, *, description: str = "lava_sc
     sets = as_gene_sets(gene_sets, allow_path=False)
     lines = [("\t".join([name, description, *genes]) + "\n") for name, genes in sets.items()]
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as handle:
+    with atomic_write(path) as partial, opener(partial, "wt", encoding="utf-8") as handle:
         handle.writelines(lines)
 
 

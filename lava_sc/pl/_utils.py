@@ -13,6 +13,7 @@ from anndata import AnnData
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 
+from .._files import atomic_write
 from .._keys import Keys
 from .._validate import check_adata, check_int, check_key, require
 
@@ -159,8 +160,8 @@ def finish(axes, *, ax_given: bool, show: bool | None, save, name: str):
     fig = first.figure
     path = save_path(save, name)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=SAVE_DPI, bbox_inches="tight")
+        with atomic_write(path) as partial:
+            fig.savefig(partial, dpi=SAVE_DPI, bbox_inches="tight")
     if show is None:
         show = not ax_given
     if show:
