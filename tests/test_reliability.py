@@ -64,3 +64,50 @@ def test_an_interrupted_run_restores_an_obs_column_it_overwrote(small, monkeypat
     with pytest.raises(KeyboardInterrupt):
         lv.tl.modules(adata)  # runs tl.localities (which writes obs['lava_in_degree']) first
     pd.testing.assert_frame_equal(adata.obs, before)
+
+
+CHILD = """
+import sys
+import scanpy as sc
+import lava_sc as lv
+
+sc.settings.verbosity = 0
+adata = lv.datasets.simulate_planted(n_cells=40_000, random_state=0, counts_layer=False)
+before = (sorted(adata.uns), sorted(adata.obsm), list(adata.obs.columns))
+print("READY", flush=True)
+try:
+    lv.tl.modules(adata)
+    print("FINISHED", flush=True)
+except KeyboardInterrupt:
+    after = (sorted(adata.uns), sorted(adata.obsm), list(adata.obs.columns))
+    print("INTERRUPTED", "UNCHANGED" if after == before else f"CHANGED {after}", flush=True)
+    if sys.argv[1] == "again":
+        lv.tl.modules(adata)
+        print("SECOND RUN", len(lv.get.module_genes(adata)) > 0, flush=True)
+"""
+
+
+@pytest.mark.parametrize(("delay", "again"), [(1.0, True), (4.0, False), (8.0, False)])
+def test_real_ctrl_c_during_tl_modules_on_40000_cells(delay, again):
+    """SIGINT during the probe search segfaulted (rc -11 in 5 of 6 runs): scipy's workers=-1 KD-tree
+    threads kept running after the interrupt. Now: a KeyboardInterrupt, adata unchanged, a new run works."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "again" if again else "once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "READY"
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, f"exit {process.returncode}: {err[-2000:]}"
+    if "FINISHED" not in out:  # (a very fast machine may finish before the signal)
+        assert "INTERRUPTED UNCHANGED" in out, out
+        if again:
+            assert "SECOND RUN True" in out, out

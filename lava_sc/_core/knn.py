@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.neighbors import NearestNeighbors
 
 #: embeddings with at most this many dimensions use an exact KD-tree
 EXACT_MAX_DIMS = 10
+#: query points per KD-tree task; Ctrl-C waits for at most one such chunk per thread
+QUERY_CHUNK = 16_384
+
+
+def kdtree_query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(points, k)`` in chunks on our own threads, interruptible.
+
+    scipy's ``workers=-1`` runs the query on C++ threads that keep reading ``points`` after the main
+    thread takes a KeyboardInterrupt, and the process then segfaults. Here each chunk is one
+    single-threaded query (it releases the GIL, so chunks run in parallel); on Ctrl-C the chunks not
+    started are cancelled and the running ones finish before the interrupt propagates.
+    Returns ``(dist, idx)`` as ``cKDTree.query`` does.
+    """
+    n = len(points)
+    if n <= QUERY_CHUNK:
+        return tree.query(points, k=k)
+    shape = (n,) if k == 1 else (n, k)
+    dist, idx = np.empty(shape), np.empty(shape, dtype=np.intp)
+
+    def one(start: int) -> None:
+        stop = min(n, start + QUERY_CHUNK)
+        dist[start:stop], idx[start:stop] = tree.query(points[start:stop], k=k)
+
+    starts = range(0, n, QUERY_CHUNK)
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(starts))) as pool:
+        futures = [pool.submit(one, s) for s in starts]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return dist, idx
 
 
 class NeighbourIndex:
@@ -53,7 +90,7 @@ class NeighbourIndex:
         """Indices and distances of the ``k`` nearest data points to each row of ``points``, nearest first."""
         points = np.ascontiguousarray(points, dtype=np.float32)
         if isinstance(self._index, cKDTree):
-            dist, idx = self._index.query(points, k=k, workers=-1)
+            dist, idx = kdtree_query(self._index, points, k)
             if k == 1:
                 dist, idx = dist[:, None], idx[:, None]
         elif self.method == "exact":

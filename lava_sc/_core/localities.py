@@ -10,7 +10,7 @@ from scipy import optimize
 from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 
-from .knn import EXACT_MAX_DIMS, NeighbourIndex
+from .knn import EXACT_MAX_DIMS, NeighbourIndex, kdtree_query
 
 
 @dataclass
@@ -315,7 +315,7 @@ def lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, max_iter
     k, d = centres.shape
     tol_abs = tol * float(np.mean(np.var(points, axis=0)))
     for _ in range(max_iter):
-        dist, nearest = cKDTree(centres).query(points, k=1, workers=-1)
+        dist, nearest = kdtree_query(cKDTree(centres), points, 1)
         mass = np.bincount(nearest, weights=weights, minlength=k)
         moved = np.column_stack([np.bincount(nearest, weights=weights * points[:, q], minlength=k) for q in range(d)])
         new = centres.copy()
