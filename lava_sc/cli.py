@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,11 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--basis", default=_default(localities, "basis"), help="obsm embedding to cut (default: %(default)s)"
     )
     loc.add_argument(
-        "--n-cells", type=int, default=None, help="cells per locality (default: n_obs / 7, clipped to [50, 200])"
+        "--n-cells",
+        type=at_least(3),
+        default=None,
+        help="cells per locality (default: n_obs / 7, clipped to [50, 200])",
     )
     loc.add_argument(
         "--overlap",
-        type=float,
+        type=above(0.0),
         default=_default(localities, "overlap"),
         help="average number of localities per cell (default: %(default)s)",
     )
@@ -117,13 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cor.add_argument(
         "--fdr",
-        type=float,
+        type=fraction,
         default=_default(correlations, "fdr"),
         help="false discovery rate per locality (default: %(default)s)",
     )
     cor.add_argument(
         "--max-partners",
-        type=int,
+        type=at_least(0),
         default=_default(correlations, "max_partners"),
         help="strongest significant partners kept per gene and locality; 0 keeps all (default: %(default)s)",
     )
@@ -144,13 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mod.add_argument(
         "--resolution",
-        type=float,
+        type=above(0.0),
         default=_default(modules, "resolution"),
         help="Leiden resolution; higher gives more, smaller modules (default: %(default)s)",
     )
     mod.add_argument(
         "--rank",
-        type=int,
+        type=at_least(1),
         default=_default(modules, "rank"),
         help="NMF components (--method nmf) (default: %(default)s)",
     )
@@ -207,6 +211,7 @@ def run_file(args: argparse.Namespace) -> int:
         adata = ad.read_h5ad(args.input)
     except OSError as err:
         raise CLIError(f"cannot read {str(args.input)!r} as an .h5ad file ({message(err)}).") from err
+    check_inputs(adata, args)
     partial_out = args.partial_out
     if partial_out is not None and len(partial_out) == 1:
         partial_out = partial_out[0]
@@ -245,6 +250,71 @@ def run_file(args: argparse.Namespace) -> int:
     print(summary(adata, key=args.key, title=f"LAVA on {args.input.name}"))
     print(written_files(written))
     return 0
+
+
+def check_inputs(adata, args: argparse.Namespace) -> None:
+    """Check what the flags name in the input before any work: --basis, --layer, --partial-out."""
+    from ._validate import expression, resolve_basis
+
+    checks = {
+        "--basis": lambda: resolve_basis(adata, args.basis),
+        "--layer": lambda: expression(adata, args.layer),
+    }
+    for flag, check in checks.items():
+        try:
+            check()
+        except (KeyError, ValueError, TypeError) as err:
+            raise CLIError(f"{flag}: {as_flags(message(err))}") from err
+    for name in args.partial_out or ():
+        if name not in adata.obsm and name not in adata.obs.columns:
+            raise CLIError(
+                f"--partial-out: {name!r} is neither an obsm key ({list(adata.obsm)}) nor an obs column "
+                f"({list(adata.obs.columns)[:10]}...)."
+            )
+
+
+#: the Python spellings in the tools' messages, and what a command-line user types instead
+FLAG_SPELLINGS = {"pass `layer=None` for X": "omit --layer to read X", "pass `basis=`": "pass --basis"}
+
+
+def as_flags(text: str) -> str:
+    for python, flag in FLAG_SPELLINGS.items():
+        text = text.replace(python, flag)
+    return text
+
+
+def at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def above(low: float):
+    """An argparse type: a finite number > ``low``."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value) or value <= low:
+            raise argparse.ArgumentTypeError(f"must be a number > {low:g}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 # ----------------------------------------------------------------------------------------------------------------------
