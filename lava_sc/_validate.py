@@ -152,6 +152,26 @@ def require(adata: AnnData, key: str, entry: str, tool: str) -> None:
         present = present and keys.obsm_localities in adata.obsm
     if not present:
         raise KeyError(f"No LAVA {entry} under key {key!r}; run {run_hint(tool, key)} first.")
+    require_current(adata, key)
+
+
+def require_current(adata: AnnData, key: str) -> None:
+    """Raise a KeyError when a result under ``key`` was computed from inputs recomputed since.
+
+    Within one key a re-run clears what it makes stale (``_keys.INVALIDATES``); a result computed from
+    another key's results (``tl.score`` from the localities under ``key``) is checked by its stamps, so
+    that nothing is read under a name that now means something else.
+    """
+    from ._params import stale_upstream
+
+    params = adata.uns[key].get(Keys.params, {})
+    for step in params if isinstance(params, Mapping) else ():
+        inputs = stale_upstream(adata, key, step)
+        if inputs:
+            raise KeyError(
+                f"The {step} results under key {key!r} were computed from {', '.join(inputs)}, which has been "
+                f"recomputed or removed since; re-run {run_hint(step, key)} to read them."
+            )
 
 
 def check_localities(adata: AnnData, key: str, *, sketch: bool = False) -> None:

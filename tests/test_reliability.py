@@ -111,3 +111,32 @@ def test_real_ctrl_c_during_tl_modules_on_40000_cells(delay, again):
         assert "INTERRUPTED UNCHANGED" in out, out
         if again:
             assert "SECOND RUN True" in out, out
+
+
+def test_results_computed_from_recomputed_localities_are_not_read(small_lava):
+    """uns['lava_score'] kept 22 locality rows after tl.localities(n_cells=60) gave 30, and was read."""
+    adata = small_lava.copy()
+    lv.tl.score(adata, {"m": ["typeB_0", "typeB_1", "typeB_2"]})
+    assert lv.get.activity(adata, key="lava_score").shape[1] == 1
+    lv.tl.localities(adata, n_cells=60)
+    for read in (
+        lambda: lv.get.activity(adata, key="lava_score"),
+        lambda: lv.get.activity(adata, key="lava_score", level="localities"),
+        lambda: lv.get.module_genes(adata, key="lava_score"),
+        lambda: lv.pl.activity(adata, key="lava_score", show=False),
+    ):
+        with pytest.raises(KeyError, match=r"lava/localities.*re-run lava_sc\.tl\.score"):
+            read()
+
+
+def test_downstream_results_of_a_rerun_are_gone(small_lava):
+    """get.enrichment / get.differential reported the old modules under names that now mean other genes."""
+    adata = small_lava.copy()
+    lv.tl.differential(adata, "condition", replicate="donor", within="cell_type")
+    lv.tl.enrich(adata, {"set": ["typeB_0", "typeB_1", "typeB_2", "typeB_3"]})
+    for rerun in (lambda: lv.tl.modules(adata, resolution=5.0), lambda: lv.tl.correlations(adata, fdr=0.2)):
+        rerun()
+        with pytest.raises(KeyError, match="tl.enrich"):
+            lv.get.enrichment(adata)
+        with pytest.raises(KeyError, match="tl.differential"):
+            lv.get.differential(adata)
