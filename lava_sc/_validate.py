@@ -191,6 +191,7 @@ def check_localities(adata: AnnData, key: str, *, sketch: bool = False) -> None:
         )
     n_loc = membership.shape[1]
     slot = adata.uns[key]
+    check_locality_sizes(membership, slot, key)
     sizes = {f"adata.uns[{key!r}]['probes']": len(slot["probes"])} if Keys.probes in slot else {}
     if sketch and Keys.sketch in slot:
         sizes[f"adata.uns[{key!r}]['sketch']"] = slot[Keys.sketch].shape[0]
@@ -201,6 +202,21 @@ def check_localities(adata: AnnData, key: str, *, sketch: bool = False) -> None:
                 f"different runs; rerun lava_sc.tl.localities(adata, key_added={key!r}) (then tl.correlations / "
                 "tl.modules)."
             )
+
+
+def check_locality_sizes(membership, slot, key: str) -> None:
+    """A locality holds at most the ``n_cells`` cells it was built with: fewer after ``adata[mask]``,
+    more only when objects were concatenated (``ad.concat``), which mixes the localities of both."""
+    n_cells = slot.get(Keys.params, {}).get("localities", {}).get("n_cells") if isinstance(slot, Mapping) else None
+    if n_cells is None:
+        return
+    sizes = np.asarray((membership != 0).sum(axis=0)).ravel()
+    if len(sizes) and sizes.max() > int(n_cells):
+        raise ValueError(
+            f"A locality under key {key!r} holds {int(sizes.max())} cells but was built with n_cells={int(n_cells)}: "
+            "adata joins objects whose localities were computed apart (e.g. ad.concat), so each locality now "
+            f"mixes cells of several; rerun lava_sc.tl.localities(adata, key_added={key!r}) on the joined data."
+        )
 
 
 def check_per_cell(adata: AnnData, values, where: str, tool: str, key: str) -> None:

@@ -140,3 +140,41 @@ def test_downstream_results_of_a_rerun_are_gone(small_lava):
             lv.get.enrichment(adata)
         with pytest.raises(KeyError, match="tl.differential"):
             lv.get.differential(adata)
+
+
+def test_stacked_cells_do_not_fake_support(small, monkeypatch):
+    """1,000 cells on one coordinate gave identical localities, each counted as independent support."""
+    import lava_sc.tl._localities as localities_module
+
+    logged = []
+    monkeypatch.setattr(localities_module.logg, "warning", lambda msg, **kw: logged.append(msg))
+    adata = small.copy()
+    stacked = np.arange(adata.n_obs) < 300
+    umap = np.asarray(adata.obsm["X_umap"]).copy()
+    umap[stacked] = umap[stacked].mean(axis=0)
+    adata.obsm["X_umap"] = umap
+    lv.tl.localities(adata, n_cells=60)
+    members = sp.csc_matrix(adata.obsm["lava_localities"])
+    columns = {tuple(members.indices[members.indptr[j] : members.indptr[j + 1]]) for j in range(members.shape[1])}
+    assert len(columns) == members.shape[1]  # no two localities with the same cells
+    assert any("exactly the same cells" in m for m in logged), logged
+
+
+def test_one_locality_of_all_cells_is_kept_once(small):
+    adata = small.copy()
+    lv.tl.localities(adata, n_cells=adata.n_obs, overlap=3.0)
+    assert adata.obsm["lava_localities"].shape[1] == 1
+
+
+def test_concatenated_results_are_refused(small_lava):
+    """ad.concat of two results kept the membership matrix, so locality 0 held cells of both objects."""
+    import anndata as ad
+
+    other = small_lava.copy()
+    other.obs_names = [f"{n}_b" for n in other.obs_names]
+    joined = ad.concat([small_lava, other], uns_merge="first")
+    with pytest.raises(ValueError, match=r"ad\.concat.*rerun lava_sc\.tl\.localities"):
+        lv.tl.correlations(joined)
+    with pytest.raises(ValueError, match="mixes cells"):
+        lv.pl.localities(joined, show=False)
+    lv.tl.correlations(small_lava[:400].copy())  # a subset keeps fewer cells per locality: fine

@@ -128,11 +128,14 @@ def localities(
             progress=bar.update,
         )
         bar.total = bar.n  # DIRECT may take one evaluation more than its budget
-    n_loc = len(result.probes)
+    members, probes = distinct_localities(result.members, result.probes)
+    n_loc = len(probes)
+    coverage = np.bincount(members.ravel(), minlength=n_obs)
+    warn_if_coverage_collapsed(coverage, overlap)
     membership = sp.csr_matrix(
         (
-            np.ones(result.members.size, dtype=np.float32),
-            (result.members.ravel(), np.repeat(np.arange(n_loc), n_cells)),
+            np.ones(members.size, dtype=np.float32),
+            (members.ravel(), np.repeat(np.arange(n_loc), n_cells)),
         ),
         shape=(n_obs, n_loc),
     )
@@ -142,14 +145,14 @@ def localities(
     store(
         adata,
         key,
-        probes=result.probes.astype(np.float64),
+        probes=probes.astype(np.float64),
         localities={
             "basis": basis,
             "n_localities": n_loc,
             "alpha": result.alpha,
             "beta": result.beta,
             "coverage_loss": result.coverage_loss,
-            "n_uncovered": int((result.coverage == 0).sum()),
+            "n_uncovered": int((coverage == 0).sum()),
             "n_evaluations": result.n_evaluations,
         },
     )
@@ -162,10 +165,10 @@ def localities(
         knn_method=knn_method,
         max_exact_cells=max_exact_cells,
         random_state=random_state,
-    ).store(adata, key, result=(result.probes, membership))
+    ).store(adata, key, result=(probes, membership))
     log_added(
         f"{n_loc} localities (alpha={result.alpha:.2f}, beta={result.beta:.2f}, "
-        f"{int((result.coverage == 0).sum())} cells uncovered)",
+        f"{int((coverage == 0).sum())} cells uncovered)",
         start,
         [
             f"'{keys.obsm_localities}', locality membership (adata.obsm)",
@@ -174,3 +177,35 @@ def localities(
         ],
     )
     return adata if copy else None
+
+
+#: share of uncovered cells above which the localities are said not to cover the embedding
+UNCOVERED_WARN = 0.2
+
+
+def distinct_localities(members: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the first of each set of localities with identical members (in their order), with a warning.
+
+    Cells stacked on one coordinate, or ``n_cells`` close to ``n_obs``, give several probes the same
+    cells; counted apart, one locality's correlations would count as independent support several
+    times and fake recurrence.
+    """
+    _, first = np.unique(np.sort(members, axis=1), axis=0, return_index=True)
+    if len(first) == len(members):
+        return members, probes
+    keep = np.sort(first)
+    logg.warning(
+        f"tl.localities: {len(members) - len(keep)} of {len(members)} localities had exactly the same cells as "
+        "another (cells stacked on the same coordinates, or n_cells close to the number of cells); kept one of "
+        "each, so that a locality's correlations count once as support."
+    )
+    return members[keep], probes[keep]
+
+
+def warn_if_coverage_collapsed(coverage: np.ndarray, overlap: float) -> None:
+    uncovered = float(np.mean(coverage == 0))
+    if uncovered > UNCOVERED_WARN:
+        logg.warning(
+            f"tl.localities: {uncovered:.0%} of the cells are in no locality (overlap {overlap:g}); their activity "
+            "comes from the nearest probe only. Raise `overlap` or `n_cells`."
+        )
