@@ -294,6 +294,11 @@ def covariates(adata: AnnData, partial_out, n_components: int) -> np.ndarray | N
         parts = []
         for c in columns:
             col = adata.obs[c]
+            if col.isna().any():  # astype(str) would make "nan" a level of its own
+                raise ValueError(
+                    f"`partial_out`: obs[{c!r}] has no value (NaN) for {int(col.isna().sum())} cells; give them a "
+                    f"level or drop them first (adata = adata[adata.obs[{c!r}].notna()].copy())."
+                )
             if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype == bool:
                 parts.append(pd.get_dummies(col.astype(str), drop_first=True).to_numpy(dtype=np.float64))
             else:

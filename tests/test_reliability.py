@@ -178,3 +178,33 @@ def test_concatenated_results_are_refused(small_lava):
     with pytest.raises(ValueError, match="mixes cells"):
         lv.pl.localities(joined, show=False)
     lv.tl.correlations(small_lava[:400].copy())  # a subset keeps fewer cells per locality: fine
+
+
+def test_nan_in_a_partial_out_column_is_refused(small_lava):
+    """partial_out on an obs column with NaN treated "nan" as a level of its own."""
+    adata = small_lava.copy()
+    adata.obs["batch"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 7 == 0, None, "b1"))
+    with pytest.raises(ValueError, match=r"obs\['batch'\] has no value \(NaN\)"):
+        lv.tl.correlations(adata, partial_out="batch")
+
+
+def test_nan_groups_in_pl_activity_are_announced(small_lava):
+    """pl.activity(groupby=) silently left out cells whose group is NaN."""
+    import matplotlib.pyplot as plt
+
+    adata = small_lava.copy()
+    adata.obs["part"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 5 == 0, None, "x"))
+    with pytest.warns(UserWarning, match="120 cells have no value"):
+        lv.pl.activity(adata, "M1", groupby="part", show=False)
+    plt.close("all")
+
+
+def test_duplicated_obs_names_are_announced(small, monkeypatch):
+    import lava_sc.tl._localities as localities_module
+
+    logged = []
+    monkeypatch.setattr(localities_module.logg, "warning", lambda msg, **kw: logged.append(msg))
+    adata = small.copy()
+    adata.obs_names = ["cell"] * adata.n_obs
+    lv.tl.localities(adata)
+    assert any("obs_names has duplicates" in m for m in logged)

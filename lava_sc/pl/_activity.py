@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -164,7 +165,15 @@ def _split_levels(adata: AnnData, groupby, groups) -> tuple[np.ndarray, list[str
     column = adata.obs[groupby]
     cat = pd.Categorical(column).remove_unused_categories()
     available = [str(c) for c in cat.categories]
-    labels = np.where(column.isna().to_numpy(), "", column.astype(str).to_numpy())
+    missing = column.isna().to_numpy()
+    labels = np.where(missing, "", column.astype(str).to_numpy())
+    if missing.any():
+        warnings.warn(
+            f"pl.activity: {int(missing.sum())} cells have no value (NaN) in obs[{groupby!r}]; they are drawn "
+            "in grey in every panel, in no level's.",
+            UserWarning,
+            stacklevel=3,
+        )
     if groups is None:
         return labels, available
     if isinstance(groups, str):

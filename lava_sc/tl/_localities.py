@@ -113,6 +113,11 @@ def localities(
     if n_localities_for(n_obs, n_cells, overlap) > n_obs:
         raise ValueError(f"`overlap`={overlap} asks for more localities than cells; lower `overlap`.")
 
+    if not adata.obs_names.is_unique:
+        logg.warning(
+            "tl.localities: adata.obs_names has duplicates, so per-cell results cannot be told apart by name "
+            "(get.activity, adata[names]); run adata.obs_names_make_unique() first."
+        )
     adata = adata.copy() if copy else adata
     start = logg.info(f"placing LAVA localities on {basis!r} ({n_cells} cells each, overlap {overlap:g})")
     with progress(max_evaluations, "probe search (DIRECT)") as bar:
