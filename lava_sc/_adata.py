@@ -62,6 +62,13 @@ def gene_positions(adata: AnnData, genes, *, min_genes: int = 1, purpose: str = 
             )
         idx = np.flatnonzero(values)
     else:
+        if values.dtype.kind in "iu":  # names, not positions: say so where the names look like numbers
+            warnings.warn(
+                "`genes` holds integers; they are read as gene names (var_names), not positions. To select by "
+                "position pass adata.var_names[positions].",
+                UserWarning,
+                stacklevel=3,
+            )
         names = pd.Index(values.astype(str))
         if names.has_duplicates:
             raise ValueError(

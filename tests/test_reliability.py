@@ -208,3 +208,12 @@ def test_duplicated_obs_names_are_announced(small, monkeypatch):
     adata.obs_names = ["cell"] * adata.n_obs
     lv.tl.localities(adata)
     assert any("obs_names has duplicates" in m for m in logged)
+
+
+def test_integer_genes_are_read_as_names_and_said_so(small_lava):
+    """With integer-like var_names, genes=[0, 1] was read as names without a word."""
+    adata = small_lava.copy()
+    adata.var_names = [str(i) for i in range(adata.n_vars)]
+    with pytest.warns(UserWarning, match="read as gene names"):
+        lv.tl.correlations(adata, genes=[int(g) for g in range(0, 40, 2)])
+    assert list(adata.uns["lava"]["genes"][:2]) == ["0", "2"]
