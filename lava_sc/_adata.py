@@ -20,7 +20,7 @@ from ._core.distributed import column_variance as dask_column_variance
 from ._core.distributed import gather_columns, is_dask
 from ._core.expression import column_variance as sparse_column_variance
 from ._core.expression import gene_matrix
-from ._core.knn import NeighbourIndex
+from ._core.knn import NeighbourIndex, float32_frame
 from ._keys import INVALIDATES, Keys
 from ._params import recorded
 from ._validate import embedding
@@ -337,7 +337,9 @@ def ensure_localities(adata: AnnData, key: str, basis: str, random_state: int) -
 def nearest_probe(adata: AnnData, key: str) -> np.ndarray:
     """Index of the probe nearest each cell, in the embedding the localities under ``key`` were placed on."""
     basis = recorded(adata, key, "localities", "basis")
-    probes = np.asarray(adata.uns[key][Keys.probes])
-    index = NeighbourIndex(probes, method="exact")
-    idx, _ = index.query(embedding(adata, basis), 1)
+    probes = np.asarray(adata.uns[key][Keys.probes], dtype=np.float64)
+    points = embedding(adata, basis)
+    centre, scale = float32_frame(points)
+    index = NeighbourIndex((probes - centre) / scale, method="exact")
+    idx, _ = index.query((points - centre) / scale, 1)
     return idx[:, 0]

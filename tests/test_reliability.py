@@ -217,3 +217,21 @@ def test_integer_genes_are_read_as_names_and_said_so(small_lava):
     with pytest.warns(UserWarning, match="read as gene names"):
         lv.tl.correlations(adata, genes=[int(g) for g in range(0, 40, 2)])
     assert list(adata.uns["lava"]["genes"][:2]) == ["0", "2"]
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(1e300, 0.0), (1.0, 1e8)])
+def test_extreme_embedding_coordinates_give_the_same_localities(small, scale, offset):
+    """x 1e300 failed with scipy's "data must be finite"; + 1e8 collapsed the localities (13 distinct of 45)."""
+    reference = small.copy()
+    lv.tl.localities(reference)
+    moved = small.copy()
+    moved.obsm["X_umap"] = np.asarray(small.obsm["X_umap"], dtype=np.float64) * scale + offset
+    lv.tl.localities(moved)
+    a, b = sp.csc_matrix(reference.obsm["lava_localities"]), sp.csc_matrix(moved.obsm["lava_localities"])
+    assert a.shape == b.shape
+    same = sum(
+        set(a.indices[a.indptr[j] : a.indptr[j + 1]]) == set(b.indices[b.indptr[j] : b.indptr[j + 1]])
+        for j in range(a.shape[1])
+    )
+    assert same >= 0.9 * a.shape[1], f"{same} of {a.shape[1]} localities the same"
+    np.testing.assert_array_equal(lv._adata.nearest_probe(moved, "lava"), lv._adata.nearest_probe(reference, "lava"))

@@ -15,6 +15,35 @@ EXACT_MAX_DIMS = 10
 QUERY_CHUNK = 16_384
 
 
+#: an embedding is re-framed before the float32 cast when its coordinates exceed this in magnitude, or
+#: when its offset exceeds this many times its spread (float32 keeps about 7 significant digits)
+FLOAT32_MAX_MAGNITUDE = 1e6
+FLOAT32_MAX_OFFSET = 1e3
+
+
+def float32_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """A centre and a scale that make ``(points - centre) / scale`` safe to cast to float32.
+
+    Ordinary embeddings get the identity (centre 0, scale 1), so their results are unchanged. An
+    embedding scaled by 1e300 (inf in float32) or offset by 1e8 (cells 8 units apart collapse in
+    float32) is centred on the middle of its range and divided by its largest half-range. Nearest neighbours
+    and probe placement are invariant to this map.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    identity = (np.zeros(points.shape[1]), 1.0)
+    if len(points) == 0:
+        return identity
+    low, high = points.min(axis=0), points.max(axis=0)
+    centre = low / 2 + high / 2  # halves first: no overflow near the float64 limit
+    spread = float((high / 2 - low / 2).max())
+    if spread == 0 or not np.isfinite(spread):
+        return identity
+    extreme = (
+        float(np.abs(points).max()) > FLOAT32_MAX_MAGNITUDE or float(np.abs(centre).max()) > FLOAT32_MAX_OFFSET * spread
+    )
+    return (centre, spread) if extreme else identity
+
+
 def kdtree_query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``tree.query(points, k)`` in chunks on our own threads, interruptible.
 

@@ -11,6 +11,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._adata import invalidate
+from .._core.knn import float32_frame
 from .._core.localities import find_localities, n_localities_for
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
@@ -121,8 +122,9 @@ def localities(
     adata = adata.copy() if copy else adata
     start = logg.info(f"placing LAVA localities on {basis!r} ({n_cells} cells each, overlap {overlap:g})")
     with progress(max_evaluations, "probe search (DIRECT)") as bar:
+        centre, scale = float32_frame(points)  # the identity for ordinary embeddings
         result = find_localities(
-            points,
+            (points - centre) / scale,
             n_cells=n_cells,
             overlap=overlap,
             random_state=random_state,
@@ -133,7 +135,7 @@ def localities(
             progress=bar.update,
         )
         bar.total = bar.n  # DIRECT may take one evaluation more than its budget
-    members, probes = distinct_localities(result.members, result.probes)
+    members, probes = distinct_localities(result.members, result.probes * scale + centre)
     n_loc = len(probes)
     coverage = np.bincount(members.ravel(), minlength=n_obs)
     warn_if_coverage_collapsed(coverage, overlap)
