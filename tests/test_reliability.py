@@ -235,3 +235,22 @@ def test_extreme_embedding_coordinates_give_the_same_localities(small, scale, of
     )
     assert same >= 0.9 * a.shape[1], f"{same} of {a.shape[1]} localities the same"
     np.testing.assert_array_equal(lv._adata.nearest_probe(moved, "lava"), lv._adata.nearest_probe(reference, "lava"))
+
+
+def test_high_dimensional_embedding_memberships_do_not_depend_on_blas_threads(small):
+    """On a 20-d embedding the probe coordinates may differ in rounding between BLAS thread counts
+    (the README says so); the localities' cells, and so every later result, do not."""
+    import scanpy as sc
+    from threadpoolctl import threadpool_limits
+
+    base = small.copy()
+    sc.pp.pca(base, n_comps=20, mask_var=None, random_state=0)
+    runs = []
+    for threads in (1, 2):
+        adata = base.copy()
+        with threadpool_limits(limits=threads):
+            lv.tl.localities(adata, "X_pca", random_state=0)
+        runs.append(adata)
+    one, two = (sp.csr_matrix(a.obsm["lava_localities"]) for a in runs)
+    assert (one != two).nnz == 0
+    np.testing.assert_allclose(runs[0].uns["lava"]["probes"], runs[1].uns["lava"]["probes"], atol=0.1)
