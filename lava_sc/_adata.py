@@ -26,6 +26,17 @@ from ._params import recorded
 from ._validate import embedding
 
 
+def writable(adata: AnnData, copy: bool) -> AnnData:
+    """The AnnData a tool writes into: a copy with ``copy=True``; otherwise ``adata`` itself, a view
+    (``adata[mask]``) first made an object of its own, as scanpy's tools do, so that anndata does not
+    warn (ImplicitModificationWarning) at the first write. The parent of a view is never written."""
+    if copy:
+        return adata.copy()
+    if adata.is_view:
+        adata._init_as_actual(adata.copy())
+    return adata
+
+
 def invalidate(adata, key: str, step: str) -> None:
     """Remove what a new run of ``step`` makes stale under ``key`` (:data:`lava_sc._keys.INVALIDATES`)."""
     rule = INVALIDATES[step]

@@ -254,3 +254,21 @@ def test_high_dimensional_embedding_memberships_do_not_depend_on_blas_threads(sm
     one, two = (sp.csr_matrix(a.obsm["lava_localities"]) for a in runs)
     assert (one != two).nnz == 0
     np.testing.assert_allclose(runs[0].uns["lava"]["probes"], runs[1].uns["lava"]["probes"], atol=0.1)
+
+
+def test_a_view_is_written_without_anndata_warnings(small):
+    """Every tool on adata[mask] raised anndata's ImplicitModificationWarning at its first write."""
+    import warnings
+
+    from anndata import ImplicitModificationWarning
+
+    reference = small.copy()
+    view = small[:500]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImplicitModificationWarning)
+        lv.tl.modules(view, random_state=0)
+    assert not view.is_view and "lava" in view.uns
+    assert "lava" not in small.uns and small.obsm.keys() == reference.obsm.keys()  # the parent is untouched
+    expected = reference[:500].copy()
+    lv.tl.modules(expected, random_state=0)
+    pd.testing.assert_frame_equal(lv.get.module_genes(view), lv.get.module_genes(expected))

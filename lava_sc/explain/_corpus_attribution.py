@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import writable
 from .._core.attribution import EPS, CorpusSimilarity
 from .._core.gradients import METHODS, Method
 from .._docs import doc
@@ -228,7 +229,7 @@ def corpus_attribution(
         store_cells=store_cells,
     )
 
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     roles = np.full(adata.n_obs, "none", dtype=object)
     roles[foil_mask] = "foil"
     roles[corpus_mask] = "corpus"

@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import cell_mask, dense_block, gene_positions, highly_variable
+from .._adata import cell_mask, dense_block, gene_positions, highly_variable, writable
 from .._core import counterfactual as cf
 from .._core.gradients import METHODS, Method
 from .._docs import doc
@@ -186,7 +186,7 @@ def counterfactual_attribution(
         random_state=random_state,
         tool="counterfactual_attribution",
     )
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     start = logg.info(
         f"attributing {group_a!r} vs {group_b!r} ({groupby!r}) to {len(setup.genes)} genes in "
         f"{setup.n_used} counterfactual pairs"

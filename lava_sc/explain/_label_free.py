@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import writable
 from .._core.attribution import SelfInnerProduct
 from .._core.gradients import METHODS, Method
 from .._docs import doc
@@ -148,7 +149,7 @@ def label_free_importance(
         n_groups=len(levels),
     )
 
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     write_results(adata, key_added, setup, explained, result, store_cells=store_cells)
     added = added_lines(key_added, store_cells)
     if codes is not None:

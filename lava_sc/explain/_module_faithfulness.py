@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import writable
 from .._core import counterfactual as cf
 from .._core.stats import benjamini_hochberg
 from .._docs import doc
@@ -137,7 +138,7 @@ def module_faithfulness(
         random_state=random_state,
         tool="module_faithfulness",
     )
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     start = logg.info(f"testing {len(names)} LAVA modules on {setup.n_used} counterfactual pairs")
     x, x_cf = setup.x[setup.used], setup.x_cf[setup.used]
     position = pd.Index(setup.genes)

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scanpy import logging as logg
 
+from .._adata import writable
 from .._core.stability import KNN_OVERLAP_K, activity_correlation, knn_overlap_distance, match_modules
 from .._docs import doc
 from .._keys import DEFAULT_KEY, STABILITY_KEY, Keys
@@ -241,7 +242,7 @@ def stability(
     effects = effects.astype(EFFECT_DTYPES)  # also when empty (vary={}): h5ad keeps the column types
     tau, pvalue, n_points, note = kendall(effects)
 
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     adata.uns[key_added] = {
         "effects": effects,
         "noise_floor": noise,

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import column_variance, gene_positions, highly_variable, invalidate, warn_if_counts
+from .._adata import column_variance, gene_positions, highly_variable, invalidate, warn_if_counts, writable
 from .._adata import covariates as covariate_rows
 from .._core import distributed
 from .._core.correlations import (
@@ -200,7 +200,7 @@ def correlations(
 
     n_loc, n_genes = membership.shape[1], len(gene_idx)
     n_threads = check_memory(int(np.diff(membership.indptr).max(initial=0)), n_genes, 1 if lazy else n_threads)
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     start = logg.info(f"correlating {n_genes} genes in {n_loc} localities")
     per_task = distributed.LOCALITIES_PER_TASK
     if lazy:

@@ -12,6 +12,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 
 from .._adata import covariates as covariate_matrix
+from .._adata import writable
 from .._core.distributed import gather_columns, is_dask
 from .._core.expression import gene_matrix
 from .._core.score import module_set_activity
@@ -242,10 +243,12 @@ def differential(
                 "a cell's activity is a mean over the localities covering it, so the effective size of each side "
                 "(n_eff_condition / n_eff_reference) is what those localities allow, not the number of cells"
             )
+        advice = "Pass `replicate=` (e.g. 'donor')" + (
+            "." if min_effect > 0 else ", or `min_effect=` to test only effects above a size."
+        )
         logg.warning(
             f"differential: `replicate=None`, so cells are the units, not independent replicates: {size}. Cells of "
-            "one donor share that donor's biology, so across donors p-values stay anti-conservative. Pass "
-            "`replicate=` (e.g. 'donor'), or `min_effect=` to test only effects above a size."
+            f"one donor share that donor's biology, so across donors p-values stay anti-conservative. {advice}"
         )
     else:
         rep_codes, rep_levels = labels(adata, replicate)
@@ -261,7 +264,7 @@ def differential(
     else:
         group_codes, groups = labels(adata, within)
 
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     start = logg.info(f"testing differential LAVA module {statistic} ({groupby!r} vs {reference!r})")
     units = units_of(cond_codes, group_codes, rep_codes)
     units["smoother"] = smoother

@@ -11,6 +11,7 @@ from anndata import AnnData
 from scanpy import logging as logg
 from scipy.stats import hypergeom
 
+from .._adata import writable
 from .._core.stats import benjamini_hochberg
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
@@ -106,7 +107,7 @@ def enrich(
         )
     kept = filter_sets(sets, universe_index, min_size, max_size)
 
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     start = logg.info(f"testing {len(modules)} modules against {len(kept)} gene sets")
     result, n_tests = enrichment_table(modules, kept, universe_index)
     store(adata, key, **{Keys.enrichment: result})

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import invalidate
+from .._adata import invalidate, writable
 from .._core.knn import float32_frame
 from .._core.localities import find_localities, n_localities_for
 from .._docs import doc
@@ -119,7 +119,7 @@ def localities(
             "tl.localities: adata.obs_names has duplicates, so per-cell results cannot be told apart by name "
             "(get.activity, adata[names]); run adata.obs_names_make_unique() first."
         )
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     start = logg.info(f"placing LAVA localities on {basis!r} ({n_cells} cells each, overlap {overlap:g})")
     with progress(max_evaluations, "probe search (DIRECT)") as bar:
         centre, scale = float32_frame(points)  # the identity for ordinary embeddings

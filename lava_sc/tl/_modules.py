@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import covariates, ensure_localities, gene_columns, invalidate, nearest_probe
+from .._adata import covariates, ensure_localities, gene_columns, invalidate, nearest_probe, writable
 from .._core.modules import (
     cell_activity,
     gene_scores,
@@ -158,7 +158,7 @@ def modules(
     check_choice("between_populations", between_populations, ("drop", "keep"))
     requested_groupby = groupby
     groupby = resolve_groupby(adata, groupby)
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
         keys = Keys(key)
         ensure_localities(adata, key, basis, random_state)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scanpy import logging as logg
 
-from .._adata import ensure_localities, gene_columns, nearest_probe, warn_if_counts
+from .._adata import ensure_localities, gene_columns, nearest_probe, warn_if_counts, writable
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
 from .._docs import doc
@@ -149,7 +149,7 @@ def score(
     warn_if_counts(adata, values, layer, "tl.score")
     pairs = drop_missing(pairs, adata.var_names)
 
-    adata = adata.copy() if copy else adata
+    adata = writable(adata, copy)
     with restore_on_error(adata):  # interrupted (Ctrl-C) or failed: adata as it was
         keys = Keys(key)
         ensure_localities(adata, key, basis, random_state)

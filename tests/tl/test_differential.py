@@ -246,6 +246,10 @@ def test_cells_as_replicates_marks_unit_and_warns(monkeypatch):
     # no localities stored: nothing limits the effective size, and the warning says so
     assert (table["n_eff_condition"] == 4 * 40).all() and (table["n_eff_reference"] == 4 * 40).all()
     assert any("cells are the units" in m and "no localities" in m and "anti-conservative" in m for m in logged)
+    assert any("`min_effect=`" in m for m in logged)
+    logged.clear()  # with min_effect given, the advice to pass it is not repeated
+    lv.tl.differential(fabricate(), replicate=None, min_effect=0.1)
+    assert any("cells are the units" in m for m in logged) and not any("`min_effect=`" in m for m in logged)
     # Welch's t-test on the cells themselves
     cells = adata.obsm["lava_activity"]["M1"].to_numpy()
     ct, cond = adata.obs["cell_type"].to_numpy(), adata.obs["condition"].to_numpy()
