@@ -285,6 +285,21 @@ def gene_columns(values, var_names: pd.Index, genes) -> tuple[np.ndarray | sp.sp
     return matrix, used
 
 
+def covariate_columns(adata: AnnData, partial_out) -> list[str] | None:
+    """The obs columns ``partial_out`` names, or None when it is an obsm key; a KeyError for unknown names."""
+    if isinstance(partial_out, str) and partial_out in adata.obsm:
+        return None
+    columns = [partial_out] if isinstance(partial_out, str) else list(partial_out)
+    missing = [c for c in columns if c not in adata.obs]
+    if missing:
+        raise KeyError(
+            f"`partial_out` {', '.join(map(repr, missing))} is neither an obsm key ({list(adata.obsm.keys())}) nor "
+            "an obs column; "
+            "run sc.pp.pca(adata) for 'X_pca' or name existing obs columns."
+        )
+    return columns
+
+
 def covariates(adata: AnnData, partial_out, n_components: int) -> np.ndarray | None:
     """Covariates to partial out, one row per cell (None when not requested).
 
@@ -293,7 +308,8 @@ def covariates(adata: AnnData, partial_out, n_components: int) -> np.ndarray | N
     """
     if partial_out is None:
         return None
-    if isinstance(partial_out, str) and partial_out in adata.obsm:
+    columns = covariate_columns(adata, partial_out)
+    if columns is None:
         cov = np.asarray(adata.obsm[partial_out])
         if cov.dtype.kind not in "biuf" or cov.ndim != 2:
             raise TypeError(
@@ -302,13 +318,6 @@ def covariates(adata: AnnData, partial_out, n_components: int) -> np.ndarray | N
             )
         cov = cov[:, :n_components].astype(np.float64)
     else:
-        columns = [partial_out] if isinstance(partial_out, str) else list(partial_out)
-        missing = [c for c in columns if c not in adata.obs]
-        if missing:
-            raise KeyError(
-                f"`partial_out` {missing} is neither an obsm key ({list(adata.obsm.keys())}) nor an obs column; "
-                "run sc.pp.pca(adata) for 'X_pca' or name existing obs columns."
-            )
         parts = []
         for c in columns:
             col = adata.obs[c]

@@ -93,20 +93,20 @@ def embedding(adata: AnnData, basis: str) -> np.ndarray:
     return values
 
 
+def layer_values(adata: AnnData, layer: str | None) -> tuple[object, str]:
+    """``X`` or the layer ``layer``, unread, and how to name it in a message; errors for a missing layer."""
+    if layer is None:
+        return adata.X, "adata.X"
+    if not isinstance(layer, str):
+        raise TypeError(f"`layer` must be a layer name or None, got {layer!r}.")
+    if layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} not found (available: {list(adata.layers.keys())}); pass `layer=None` for X.")
+    return adata.layers[layer], f"adata.layers[{layer!r}]"
+
+
 def expression(adata: AnnData, layer: str | None):
     """``X`` or a layer, checked to be numeric and finite (returned as is: sparse, dense or a dask array)."""
-    if layer is None:
-        values = adata.X
-        where = "adata.X"
-    else:
-        if not isinstance(layer, str):
-            raise TypeError(f"`layer` must be a layer name or None, got {layer!r}.")
-        if layer not in adata.layers:
-            raise KeyError(
-                f"Layer {layer!r} not found (available: {list(adata.layers.keys())}); pass `layer=None` for X."
-            )
-        values = adata.layers[layer]
-        where = f"adata.layers[{layer!r}]"
+    values, where = layer_values(adata, layer)
     if values is None:
         raise ValueError(f"{where} is empty; store log-normalised expression there or pass `layer=`.")
     from ._core.distributed import all_finite, is_dask
@@ -210,7 +210,8 @@ def check_locality_sizes(membership, slot, key: str) -> None:
     n_cells = slot.get(Keys.params, {}).get("localities", {}).get("n_cells") if isinstance(slot, Mapping) else None
     if n_cells is None:
         return
-    sizes = np.asarray((membership != 0).sum(axis=0)).ravel()
+    # stored entries per column (the tools store only ones): no boolean copy of a large membership
+    sizes = membership.getnnz(axis=0) if sp.issparse(membership) else np.count_nonzero(membership, axis=0)
     if len(sizes) and sizes.max() > int(n_cells):
         raise ValueError(
             f"A locality under key {key!r} holds {int(sizes.max())} cells but was built with n_cells={int(n_cells)}: "

@@ -211,10 +211,10 @@ def run_file(args: argparse.Namespace) -> int:
         adata = ad.read_h5ad(args.input)
     except OSError as err:
         raise CLIError(f"cannot read {str(args.input)!r} as an .h5ad file ({message(err)}).") from err
-    check_inputs(adata, args)
     partial_out = args.partial_out
     if partial_out is not None and len(partial_out) == 1:
         partial_out = partial_out[0]
+    check_inputs(adata, args, partial_out)
     tl.localities(
         adata,
         args.basis,
@@ -252,29 +252,29 @@ def run_file(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_inputs(adata, args: argparse.Namespace) -> None:
+def check_inputs(adata, args: argparse.Namespace, partial_out) -> None:
     """Check what the flags name in the input before any work: --basis, --layer, --partial-out."""
-    from ._validate import expression, resolve_basis
+    from ._adata import covariate_columns
+    from ._validate import layer_values, resolve_basis
 
-    checks = {
+    checks = {  # the tools' own lookups, without reading the data (the tools check the values)
         "--basis": lambda: resolve_basis(adata, args.basis),
-        "--layer": lambda: expression(adata, args.layer),
+        "--layer": lambda: layer_values(adata, args.layer),
+        "--partial-out": lambda: partial_out is None or covariate_columns(adata, partial_out),
     }
     for flag, check in checks.items():
         try:
             check()
         except (KeyError, ValueError, TypeError) as err:
             raise CLIError(f"{flag}: {as_flags(message(err))}") from err
-    for name in args.partial_out or ():
-        if name not in adata.obsm and name not in adata.obs.columns:
-            raise CLIError(
-                f"--partial-out: {name!r} is neither an obsm key ({list(adata.obsm)}) nor an obs column "
-                f"({list(adata.obs.columns)[:10]}...)."
-            )
 
 
 #: the Python spellings in the tools' messages, and what a command-line user types instead
-FLAG_SPELLINGS = {"pass `layer=None` for X": "omit --layer to read X", "pass `basis=`": "pass --basis"}
+FLAG_SPELLINGS = {
+    "pass `layer=None` for X": "omit --layer to read X",
+    "pass `basis=`": "pass --basis",
+    "`partial_out` ": "",
+}
 
 
 def as_flags(text: str) -> str:
