@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from . import _logging as logg
 from ._core.distributed import column_variance as dask_column_variance
 from ._core.distributed import gather_columns, is_dask
 from ._core.expression import column_variance as sparse_column_variance

@@ -8,8 +8,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from scanpy import logging as logg
 from tqdm import tqdm
+
+from . import _logging as logg
 
 
 def store(adata, key: str, **entries) -> None:

@@ -31,12 +31,42 @@ MAX_SUMMARY_MODULES = 20
 N_TOP_GENES = 5
 
 
+#: the command's name in its messages
+PROG = "lava-sc"
+
+
 class CLIError(Exception):
     """A problem with the user's input, reported as ``lava-sc: error: ...`` with exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lava-sc`` and ``python -m lava_sc``; returns the exit status."""
+    try:  # Ctrl-C is caught from the first import on, not only once the work has started
+        return _run_command(argv)
+    except KeyboardInterrupt:  # every output is written atomically: none is half-written
+        return _interrupted()
+    except Exception as err:
+        if _caused_by_interrupt(err):  # numba, for one, wraps a Ctrl-C during its cache load in a SystemError
+            return _interrupted()
+        raise
+
+
+def _interrupted() -> int:
+    print(f"{PROG}: interrupted; files already written are complete, the others were not written.", file=sys.stderr)
+    return 130
+
+
+def _caused_by_interrupt(err: BaseException) -> bool:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -50,14 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CLIError, ValueError, KeyError, TypeError, OSError, MemoryError) as err:
-        print(f"{parser.prog}: error: {message(err)}", file=sys.stderr)
+        print(f"{PROG}: error: {message(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # every output is written atomically: none is half-written
-        print(
-            f"{parser.prog}: interrupted; files already written are complete, the others were not written.",
-            file=sys.stderr,
-        )
-        return 130
     finally:
         sc.settings.verbosity = previous_verbosity
 
@@ -68,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .tl import correlations, localities, modules
 
     parser = argparse.ArgumentParser(
-        prog="lava-sc",
+        prog=PROG,
         description="LAVA (Locality-Aware Variable Associations): explain an embedding through gene-gene "
         "association modules that recur across its localities.",
     )

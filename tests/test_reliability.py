@@ -106,7 +106,9 @@ def test_real_ctrl_c_during_tl_modules_on_40000_cells(delay, again):
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, f"exit {process.returncode}: {err[-2000:]}"
+    # death by SIGINT (-2) after the child handled the interrupt: CPython reports that when the
+    # interrupt passed through a C extension's own code runner (a process-wide flag it never clears)
+    assert process.returncode in (0, -signal.SIGINT), f"exit {process.returncode}: {err[-2000:]}"
     if "FINISHED" not in out:  # (a very fast machine may finish before the signal)
         assert "INTERRUPTED UNCHANGED" in out, out
         if again:

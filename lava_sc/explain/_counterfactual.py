@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import cell_mask, dense_block, gene_positions, highly_variable, writable
 from .._core import counterfactual as cf
 from .._core.gradients import METHODS, Method

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import column_means, dense_block, gene_positions
 from .._core.attribution import EPS, MAX_ELEMENTS, CallableEncoder, LinearEncoder, encode
 from .._params import decode

@@ -9,8 +9,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import writable
 from .._core.attribution import SelfInnerProduct
 from .._core.gradients import METHODS, Method

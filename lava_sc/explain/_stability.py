@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import writable
 from .._core.stability import KNN_OVERLAP_K, activity_correlation, knn_overlap_distance, match_modules
 from .._docs import doc

@@ -11,16 +11,6 @@ from ._localities import localities
 from ._modules import modules
 from ._score import score
 
-# isort: split
-# after the pipeline tools: lava_sc.explain.stability imports them
-from ..explain import (
-    corpus_attribution,
-    counterfactual_attribution,
-    label_free_importance,
-    module_faithfulness,
-    stability,
-)
-
 __all__ = [
     "localities",
     "correlations",
@@ -35,3 +25,25 @@ __all__ = [
     "module_faithfulness",
     "stability",
 ]
+
+#: names re-exported from lava_sc.explain, resolved on first use: explain's stability assay imports
+#: the pipeline tools above, so importing it here eagerly would be circular
+FROM_EXPLAIN = (
+    "corpus_attribution",
+    "label_free_importance",
+    "counterfactual_attribution",
+    "module_faithfulness",
+    "stability",
+)
+
+
+def __getattr__(name: str):
+    if name in FROM_EXPLAIN:
+        from .. import explain
+
+        return getattr(explain, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import column_variance, gene_positions, highly_variable, invalidate, warn_if_counts, writable
 from .._adata import covariates as covariate_rows
 from .._core import distributed

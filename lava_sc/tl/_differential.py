@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import covariates as covariate_matrix
 from .._adata import writable
 from .._core.distributed import gather_columns, is_dask

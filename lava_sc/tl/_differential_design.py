@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import nearest_probe
 from .._keys import Keys
 from .._validate import check_obs_column

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 from scipy.stats import hypergeom
 
+from .. import _logging as logg
 from .._adata import writable
 from .._core.stats import benjamini_hochberg
 from .._docs import doc

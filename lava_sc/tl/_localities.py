@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import invalidate, writable
 from .._core.knn import float32_frame
 from .._core.localities import find_localities, n_localities_for

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import covariates, ensure_localities, gene_columns, invalidate, nearest_probe, writable
 from .._core.modules import (
     cell_activity,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._core.composition import PRESENT_FRACTION, mixed_support, top_groups
 from .._core.composition import locality_composition as _locality_composition
 from .._keys import Keys, locality_names

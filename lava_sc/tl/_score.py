@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scanpy import logging as logg
 
+from .. import _logging as logg
 from .._adata import ensure_localities, gene_columns, nearest_probe, warn_if_counts, writable
 from .._core.modules import cell_activity, gene_scores
 from .._core.score import module_locality_activity
