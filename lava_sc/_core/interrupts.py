@@ -17,13 +17,14 @@ from contextlib import contextmanager
 
 @contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Hold back SIGINT inside the block and raise ``KeyboardInterrupt`` after it, if one came.
+    """Hold back SIGINT inside the block, then hand it to the handler that was in place.
 
-    Only the main thread receives signals; elsewhere, or under a handler installed outside Python,
-    the block runs as it is.
+    Python's default handler raises ``KeyboardInterrupt`` after the block. Only the main thread
+    receives signals, and an ignored or OS-default SIGINT has nothing to defer: there, and under a
+    handler installed outside Python, the block runs as it is.
     """
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:  # None: set outside Python
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield
         return
     received: list[int] = []
@@ -33,7 +34,7 @@ def deferred_interrupts() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
     if received:
-        raise KeyboardInterrupt
+        previous(signal.SIGINT, None)
 
 
 def load_numba() -> None:

@@ -13,6 +13,14 @@ import pytest
 from lava_sc._core.interrupts import deferred_interrupts
 
 
+@pytest.fixture(autouse=True)
+def python_handles_sigint():
+    """Python's own handler, even where the suite was started with SIGINT ignored (in the background)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_an_interrupt_inside_the_block_is_raised_after_it():
     finished = False
     with pytest.raises(KeyboardInterrupt):
@@ -27,6 +35,22 @@ def test_no_interrupt_no_exception_and_the_handler_is_restored():
     with deferred_interrupts():
         pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_handler_of_the_users_own_gets_the_interrupt_after_the_block():
+    calls = []
+    signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert not calls
+    assert calls == [signal.SIGINT]
+
+
+def test_an_ignored_interrupt_stays_ignored():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_outside_the_main_thread_the_block_just_runs():
