@@ -69,6 +69,18 @@ def restore_on_error(adata) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def explained_memory_error(step: str, advice: str) -> Iterator[None]:
+    """Re-raise numpy's bare ``MemoryError`` ("Unable to allocate 3.0 GiB for an array with shape ...")
+    as one that names the step and the fix; a ``MemoryError`` that already gives ``advice`` passes."""
+    try:
+        yield
+    except MemoryError as err:
+        if advice in str(err):
+            raise
+        raise MemoryError(f"{step} ran out of memory ({err or 'no details'}); {advice}") from err
+
+
 def renamed_keyword(old: str, new: str) -> Callable[[Callable], Callable]:
     """Accept the keyword ``old`` as ``new`` for one release, with a FutureWarning naming the new spelling.
 

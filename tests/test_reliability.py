@@ -274,3 +274,27 @@ def test_a_view_is_written_without_anndata_warnings(small):
     expected = reference[:500].copy()
     lv.tl.modules(expected, random_state=0)
     pd.testing.assert_frame_equal(lv.get.module_genes(view), lv.get.module_genes(expected))
+
+
+NUMPY_MESSAGE = "Unable to allocate 2.98 GiB for an array with shape (20000, 20000) and data type float64"
+
+
+@pytest.mark.parametrize("tool", ["correlations", "modules"])
+def test_running_out_of_memory_names_the_step_and_the_fix(small, monkeypatch, tool):
+    """At 20,000 genes a MemoryError came with numpy's message alone (issue 13, case 10)."""
+    import lava_sc.tl._correlations as correlations_module
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError(NUMPY_MESSAGE)
+
+    adata = small.copy()
+    lv.tl.localities(adata)
+    before = (sorted(adata.uns), sorted(adata.obsm), list(adata.obs.columns))
+    monkeypatch.setattr(correlations_module, "sketch_localities", out_of_memory)
+    with pytest.raises(MemoryError) as raised:
+        getattr(lv.tl, tool)(adata)
+    text = str(raised.value)
+    assert text.startswith("tl.correlations ran out of memory") or text.startswith(f"tl.{tool} ran out of memory")
+    assert NUMPY_MESSAGE in text and "fewer genes with `genes=`" in text
+    assert text.count("fewer genes") == 1  # tl.modules does not wrap tl.correlations' message again
+    assert (sorted(adata.uns), sorted(adata.obsm), list(adata.obs.columns)) == before

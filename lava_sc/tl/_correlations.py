@@ -25,7 +25,7 @@ from .._core.expression import gene_matrix
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._params import CorrelationsSettings, upstream_of
-from .._utils import log_added, progress, store
+from .._utils import explained_memory_error, log_added, progress, store
 from .._validate import (
     check_adata,
     check_choice,
@@ -40,10 +40,14 @@ from .._validate import (
 #: without ``highly_variable`` and ``genes=``, at most this many of the most variable genes are tested
 MAX_DEFAULT_GENES = 2000
 
+#: the advice of a MemoryError: the working set grows with the square of the number of genes tested
+FEWER_GENES = "pass fewer genes with `genes=` (e.g. adata.var['highly_variable'])."
+
 #: localities with fewer cells (left after subsetting adata) have no correlations and are skipped
 MIN_LOCALITY_CELLS = 3
 
 
+@explained_memory_error("tl.correlations", FEWER_GENES)
 @doc()
 def correlations(
     adata: AnnData,
@@ -327,7 +331,7 @@ def check_memory(n_cells: int, n_genes: int, n_threads: int = 1) -> int:
     if fits < 1:
         raise MemoryError(
             f"Correlating {n_genes} genes needs about {per_thread / 2**30:.1f} GiB per thread but only "
-            f"{free / 2**30:.1f} GiB is free; pass fewer genes with `genes=` (e.g. highly variable genes)."
+            f"{free / 2**30:.1f} GiB is free; {FEWER_GENES}"
         )
     if fits < n_threads:
         logg.warning(f"memory for {fits} of {n_threads} threads: correlating localities in {fits} thread(s)")

@@ -25,7 +25,7 @@ from .._core.score import module_set_activity
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys, locality_names, module_names
 from .._params import CorrelationsSettings, ModulesSettings, upstream_of
-from .._utils import log_added, progress, restore_on_error, store
+from .._utils import explained_memory_error, log_added, progress, restore_on_error, store
 from .._validate import (
     check_adata,
     check_choice,
@@ -36,7 +36,7 @@ from .._validate import (
     expression,
     require,
 )
-from ._correlations import correlations
+from ._correlations import FEWER_GENES, correlations
 from ._populations import (
     between_population_modules,
     composition_entry,
@@ -49,6 +49,7 @@ from ._populations import (
 )
 
 
+@explained_memory_error("tl.modules", FEWER_GENES)
 @doc()
 def modules(
     adata: AnnData,
