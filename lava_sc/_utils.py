@@ -32,6 +32,14 @@ def progress(total: int, desc: str, disable: bool | None = None):
     return tqdm(total=total, desc=desc, disable=disable, leave=False)
 
 
+def advance(bar) -> None:
+    """``bar.update()``, raising the total when the work outruns its plan, so no bar ends past its total."""
+    bar.update()
+    if bar.total is not None and bar.n > bar.total:
+        bar.total = bar.n
+        bar.refresh()
+
+
 @contextmanager
 def restore_on_error(adata) -> Iterator[None]:
     """Undo what the block wrote into ``adata.uns``, ``obsm`` and ``obs`` if it raises (Ctrl-C included).

@@ -76,6 +76,12 @@ FINAL_CANDIDATES = 5
 FINAL_SEEDS = 3
 
 
+def planned_evaluations(n_points: int, max_evaluations: int, max_exact_cells: int) -> int:
+    """Placements :func:`find_localities` plans: DIRECT's budget, plus on the fast path the candidates
+    ranked on all points and the final seeds (DIRECT may end its last sweep a few past its budget)."""
+    return max_evaluations + (0 if n_points <= max_exact_cells else FINAL_CANDIDATES + FINAL_SEEDS)
+
+
 def place_probes(
     points: np.ndarray,
     weights: np.ndarray,

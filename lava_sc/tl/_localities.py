@@ -12,11 +12,11 @@ from anndata import AnnData
 from .. import _logging as logg
 from .._adata import invalidate, writable
 from .._core.knn import float32_frame
-from .._core.localities import find_localities, n_localities_for
+from .._core.localities import find_localities, n_localities_for, planned_evaluations
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
 from .._params import LocalitiesSettings
-from .._utils import log_added, progress, store
+from .._utils import advance, log_added, progress, store
 from .._validate import check_adata, check_choice, check_float, check_int, check_key, embedding, resolve_basis
 
 
@@ -121,7 +121,8 @@ def localities(
         )
     adata = writable(adata, copy)
     start = logg.info(f"placing LAVA localities on {basis!r} ({n_cells} cells each, overlap {overlap:g})")
-    with progress(max_evaluations, "probe search (DIRECT)") as bar:
+    planned = planned_evaluations(n_obs, max_evaluations, max_exact_cells)
+    with progress(planned, "probe search (DIRECT)") as bar:
         centre, scale = float32_frame(points)  # the identity for ordinary embeddings
         result = find_localities(
             (points - centre) / scale,
@@ -132,9 +133,9 @@ def localities(
             knn_method=knn_method,
             max_exact_cells=max_exact_cells,
             search_cells=min(20_000, max_exact_cells),
-            progress=bar.update,
+            progress=lambda: advance(bar),
         )
-        bar.total = bar.n  # DIRECT may take one evaluation more than its budget
+        bar.total = bar.n  # DIRECT may also stop short of its budget
     members, probes = distinct_localities(result.members, result.probes * scale + centre)
     n_loc = len(probes)
     coverage = np.bincount(members.ravel(), minlength=n_obs)

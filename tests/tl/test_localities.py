@@ -117,3 +117,31 @@ def test_fast_path_for_large_data_places_probes_like_the_exact_path(planted):
     assert fast.obsm["lava_localities"].shape == exact.obsm["lava_localities"].shape
     assert f["n_uncovered"] <= max(2 * e["n_uncovered"], 0.01 * planted.n_obs)
     assert f["coverage_loss"] <= 1.5 * e["coverage_loss"]
+
+
+@pytest.mark.parametrize("max_exact_cells", [100_000, 1000])
+def test_the_progress_bar_never_ends_past_its_total(monkeypatch, max_exact_cells):
+    """`probe search (DIRECT): 0/40` used to end at 48it: DIRECT's last sweep and the fast path's final
+    placements ran past the total (issue 15)."""
+    from tqdm import tqdm
+
+    import lava_sc._utils as lava_utils
+
+    seen = []
+
+    class Recording(tqdm):
+        def update(self, n=1):  # the state the previous step left shown
+            seen.append((self.n, self.total))
+            return super().update(n)
+
+        def close(self):
+            seen.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(lava_utils, "tqdm", lambda **kw: Recording(**{**kw, "disable": False}))
+    adata = lv.datasets.simulate_planted(n_cells=2500, random_state=0, counts_layer=False)
+    lv.tl.localities(adata, max_exact_cells=max_exact_cells)
+    assert seen, "the search reported no progress"
+    assert all(n <= total for n, total in seen), seen
+    assert seen[-1][0] == seen[-1][1]  # it ends full
+    assert len(seen) >= adata.uns["lava"]["params"]["localities"]["max_evaluations"] * 0.9
