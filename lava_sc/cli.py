@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: a module counts as active in a cell when its activity (mean correlation of its pairs) exceeds this
-ACTIVE_THRESHOLD = 0.2
 #: modules listed in the summary
 MAX_SUMMARY_MODULES = 20
 #: top genes shown per module in the summary
@@ -454,9 +452,9 @@ def module_list(adata, key: str) -> list[str]:
 
 
 def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
-    """A one-screen text summary of the LAVA results stored under ``key``."""
+    """A one-screen text summary of the LAVA results stored under ``key`` (the rows of ``get.summary``)."""
     from . import get
-    from ._params import recorded
+    from .tl._populations import MIXED_SHARE_FLAG
 
     slot = adata.uns[key]
     params = slot["params"]
@@ -464,38 +462,28 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
     n_loc = int(diag["n_localities"])
     n_found = int(np.asarray(slot["correlations"]["n_discoveries"]).sum())
     n_pairs = int(slot["sketch"].shape[1])
-    names = module_list(adata, key)
-    pair_table = get.modules(adata, key=key)
-    gene_table = get.module_genes(adata, key=key)
-    active = (get.activity(adata, key=key, level="cells") > ACTIVE_THRESHOLD).mean(axis=0)
-    n_pairs_per = pair_table.groupby("module", observed=False).size()
-    genes_per = gene_table.groupby("module", observed=False)["gene"].agg(list)
-
+    table = get.summary(adata, key=key, n_top_genes=N_TOP_GENES)
     method = params["modules"]["method"]
     lines = [
         title,
         f"  cells                     {adata.n_obs}",
-        f"  genes tested              {len(slot['genes'])}",
+        f"  genes tested              {table.attrs['n_genes_tested']} ({table.attrs['gene_source']})",
         f"  localities                {n_loc} on {diag['basis']} ({int(params['localities']['n_cells'])} cells each, "
         f"overlap {float(params['localities']['overlap']):g}; {int(diag['n_uncovered'])} cells in none)",
         f"  significant associations  {n_found} (locality, gene pair) at FDR {float(params['correlations']['fdr']):g}; "
         f"{n_pairs} distinct pairs",
-        f"  modules                   {len(names)} ({method})",
+        f"  modules                   {len(table)} ({method})",
     ]
-    if not names:
+    if not len(table):
         lines.append("")
         lines.append("No modules found. Try more cells per locality (--n-cells), a higher --fdr, or --method nmf.")
         return "\n".join(lines)
-    stats = slot.get("module_stats")
-    groupby = recorded(adata, key, "modules", "groupby")
-    where = {}
-    if stats is not None and groupby is not None:
-        for _, row in stats.iterrows():
-            where[str(row["module"])] = f"{row['top_group']}{' *' if bool(row['mixed']) else ''}"
+    groupby = table.attrs["groupby"]
+    where = "top_group" in table
     lines += [
         "",
         "  active = % of cells where the module's activity (weighted mean correlation of its",
-        f"           gene pairs in the cell's localities) is above {ACTIVE_THRESHOLD:g}",
+        f"           gene pairs in the cell's localities) is above {table.attrs['active_above']:g}",
     ]
     if where:
         found = int(params["modules"].get("n_between_population", 0))
@@ -511,16 +499,18 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         + ("highest".ljust(22) if where else "")
         + "top genes",
     ]
-    width = max(len(n) for n in names[:MAX_SUMMARY_MODULES])
-    for name in names[:MAX_SUMMARY_MODULES]:
-        genes = genes_per.get(name, [])
-        top = ", ".join(genes[:N_TOP_GENES]) + (", ..." if len(genes) > N_TOP_GENES else "")
+    shown = table.head(MAX_SUMMARY_MODULES)
+    width = max(len(str(n)) for n in shown["module"])
+    for row in shown.itertuples(index=False):
+        top = row.top_genes + (", ..." if row.n_genes > N_TOP_GENES else "")
+        place = f"{row.top_group}{' *' if row.mixed_share >= MIXED_SHARE_FLAG else ''}" if where else ""
         lines.append(
-            f"  {name:<{max(width, 7)}} {len(genes):>5} {int(n_pairs_per.get(name, 0)):>6} "
-            f"{active.get(name, 0.0):>7.0%}   " + (f"{where.get(name, ''):<22}" if where else "") + top
+            f"  {row.module:<{max(width, 7)}} {row.n_genes:>5} {row.n_pairs:>6} {row.active_cells:>7.0%}   "
+            + (f"{place:<22}" if where else "")
+            + top
         )
-    if len(names) > MAX_SUMMARY_MODULES:
-        lines.append(f"  ... and {len(names) - MAX_SUMMARY_MODULES} more modules (see modules.csv / module_genes.csv)")
+    if len(table) > MAX_SUMMARY_MODULES:
+        lines.append(f"  ... and {len(table) - MAX_SUMMARY_MODULES} more modules (see modules.csv / module_genes.csv)")
     return "\n".join(lines)
 
 

@@ -9,10 +9,12 @@ from ._enrichment import enrichment
 from ._gene_sets import gene_sets
 from ._modules import module_genes, modules
 from ._stability import stability
+from ._summary import summary
 
 __all__ = [
     "modules",
     "module_genes",
+    "summary",
     "activity",
     "differential",
     "gene_sets",
