@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tqdm import tqdm
+from tqdm.std import EMA
 
 from . import _logging as logg
 
@@ -24,12 +25,36 @@ def log_added(what: str, start, added: list[str]) -> None:
 
 
 def progress(total: int, desc: str, disable: bool | None = None):
-    """A tqdm bar that stays quiet for tiny jobs and when scanpy's verbosity is below 'info'."""
+    """A tqdm bar that stays quiet for tiny jobs and when scanpy's verbosity is below 'info'.
+
+    When LAVA's numba kernels are still to be compiled (the first run on a machine), that is said
+    first, and the bar's rate starts after its first step, which carries the compilation.
+    """
     from scanpy import settings
+
+    from ._core.compiled import pending_kernels
 
     if disable is None:
         disable = total < 20 or settings.verbosity < 2
-    return tqdm(total=total, desc=desc, disable=disable, leave=False)
+    if disable or not pending_kernels():
+        return tqdm(total=total, desc=desc, disable=disable, leave=False)
+    logg.info(
+        "    compiling LAVA's numerical kernels: first run on this machine only (about a minute on two cores), "
+        "then loaded from numba's cache; progress estimates start after it"
+    )
+    return RateAfterFirstStep(total=total, desc=desc, leave=False)
+
+
+class RateAfterFirstStep(tqdm):
+    """A tqdm whose rate and ETA leave out its first step (which carried a one-time compilation)."""
+
+    def update(self, n=1):
+        first = self.n == 0 and n > 0
+        shown = super().update(n)
+        if first:  # restart the rate estimate from here; the elapsed time shown stays the true one
+            self._ema_dn, self._ema_dt = EMA(self.smoothing), EMA(self.smoothing)
+            self.last_print_n, self.last_print_t = self.n, self._time()
+        return shown
 
 
 def advance(bar) -> None:
