@@ -327,3 +327,20 @@ class ModulesSettings(Settings):
 
 #: the settings of the three pipeline steps, in order
 PIPELINE = (LocalitiesSettings, CorrelationsSettings, ModulesSettings)
+
+
+#: what ``uns[key]["params"]["correlations"]["genes"]`` records, in words
+GENE_SOURCES = {
+    "custom": "the genes passed as `genes=`",
+    "highly_variable": "var['highly_variable']",
+    "all_variable": "every gene that varies",
+}
+
+
+def gene_source_in_words(source: str | None) -> str:
+    """``"top_2000_variance"`` -> "the 2000 most variable genes", and so on (``None``: not recorded)."""
+    if source is None:
+        return "not recorded"
+    if source.startswith("top_") and source.endswith("_variance"):
+        return f"the {source[len('top_') : -len('_variance')]} most variable genes"
+    return GENE_SOURCES.get(source, source)

@@ -8,20 +8,13 @@ from anndata import AnnData
 
 from .._docs import doc
 from .._keys import DEFAULT_KEY
-from .._params import recorded
+from .._params import gene_source_in_words, recorded
 from .._validate import check_adata, check_float, check_int, check_key
 from ._activity import activity
 from ._modules import module_genes, modules
 
 #: a module counts as active in a cell when its activity (mean correlation of its pairs) exceeds this
 ACTIVE_ABOVE = 0.2
-
-#: what ``uns[key]["params"]["correlations"]["genes"]`` records, in words
-GENE_SOURCES = {
-    "custom": "the genes passed as `genes=`",
-    "highly_variable": "var['highly_variable']",
-    "all_variable": "every gene that varies",
-}
 
 
 @doc()
@@ -88,12 +81,3 @@ def summary(
         "gene_source": gene_source_in_words(source),
     }
     return table
-
-
-def gene_source_in_words(source: str | None) -> str:
-    """``"top_2000_variance"`` -> "the 2000 most variable genes", and so on (``None``: not recorded)."""
-    if source is None:
-        return "not recorded"
-    if source.startswith("top_") and source.endswith("_variance"):
-        return f"the {source[len('top_') : -len('_variance')]} most variable genes"
-    return GENE_SOURCES.get(source, source)

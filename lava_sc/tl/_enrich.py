@@ -15,7 +15,7 @@ from .._adata import writable
 from .._core.stats import benjamini_hochberg
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys
-from .._params import store_params
+from .._params import gene_source_in_words, recorded, store_params
 from .._utils import log_added, store
 from .._validate import check_adata, check_int, check_key
 from ..io import as_gene_sets
@@ -106,6 +106,8 @@ def enrich(
             "rerun lava_sc.tl.modules (lower `min_support`/`min_genes`) or widen `universe`."
         )
     kept = filter_sets(sets, universe_index, min_size, max_size)
+    if universe is None:
+        warn_untested(sets, adata.var_names, universe_index, recorded(adata, key, "correlations", "genes"))
 
     adata = writable(adata, copy)
     start = logg.info(f"testing {len(modules)} modules against {len(kept)} gene sets")
@@ -168,6 +170,28 @@ def module_gene_lists(table: pd.DataFrame, universe: pd.Index) -> dict[str, list
     if outside:
         logg.warning(f"{outside} module gene(s) are not in the universe and are ignored.")
     return out
+
+
+#: genes named in a warning
+N_EXAMPLES = 6
+
+
+def warn_untested(sets: dict[str, list[str]], var_names: pd.Index, tested: pd.Index, source: str | None) -> None:
+    """Warn about set genes that are in ``adata`` but were not tested: no module can contain them."""
+    known, tried = set(var_names), set(tested)
+    missed = {name: [g for g in genes if g in known and g not in tried] for name, genes in sets.items()}
+    missed = {name: genes for name, genes in missed.items() if genes}
+    if not missed:
+        return
+    genes = list(dict.fromkeys(g for found in missed.values() for g in found))
+    worst = max(missed, key=lambda name: len(missed[name]))
+    logg.warning(
+        f"tl.enrich: {len(genes)} gene(s) of the gene sets are in adata but were not tested by tl.correlations "
+        f"(e.g. {', '.join(genes[:N_EXAMPLES])}; {len(missed[worst])} of them in {worst!r}), so no module can "
+        f"contain them. The genes tested were {gene_source_in_words(source)}; to test these too, rerun "
+        "lava_sc.tl.correlations(adata, genes=...) with them added, e.g. "
+        "genes=adata.var['highly_variable'] | adata.var_names.isin(my_genes)."
+    )
 
 
 def filter_sets(sets: dict[str, list[str]], universe: pd.Index, min_size: int, max_size: int) -> dict[str, list[str]]:

@@ -242,3 +242,32 @@ def test_get_enrichment_filters(enriched):
         lv.get.enrichment(enriched, q_max=2)
     with pytest.raises(KeyError, match=r"run lava_sc.tl.enrich"):
         lv.get.enrichment(hand_adata())
+
+
+def test_genes_in_adata_that_were_not_tested_are_named_with_the_fix(pbmc_lava, monkeypatch):
+    """On real PBMC data most interferon genes were never tested (not highly variable), and nothing said so
+    (issue 15): a module cannot contain them, so enrichment for them is empty for that reason."""
+    import lava_sc.tl._enrich as enrich_module
+
+    tested = set(pbmc_lava.uns["lava"]["genes"])
+    untested = [g for g in pbmc_lava.var_names if g not in tested][:3]
+    logged = []
+    monkeypatch.setattr(enrich_module.logg, "warning", lambda msg, **kw: logged.append(msg))
+    sets = {"response": [*untested, "HLA-DRA", "CD74", "HLA-DRB1"], "absent": ["NOT_A_GENE_1", "NOT_A_GENE_2"]}
+    lv.tl.enrich(pbmc_lava.copy(), sets, min_size=2)
+    (message,) = [m for m in logged if "not tested" in m]
+    assert all(g in message for g in untested) and "'response'" in message
+    assert "var['highly_variable']" in message and "genes=" in message
+    assert "NOT_A_GENE" not in message  # genes absent from adata are a naming matter, not this one
+
+
+def test_no_warning_when_every_set_gene_was_tested_or_a_universe_is_given(pbmc_lava, monkeypatch):
+    import lava_sc.tl._enrich as enrich_module
+
+    tested = list(pbmc_lava.uns["lava"]["genes"])
+    logged = []
+    monkeypatch.setattr(enrich_module.logg, "warning", lambda msg, **kw: logged.append(msg))
+    lv.tl.enrich(pbmc_lava.copy(), {"s": tested[:10]}, min_size=2)
+    untested = [g for g in pbmc_lava.var_names if g not in set(tested)][:3]
+    lv.tl.enrich(pbmc_lava.copy(), {"s": [*tested[:5], *untested]}, universe=pbmc_lava.var_names, min_size=2)
+    assert not [m for m in logged if "not tested" in m]
