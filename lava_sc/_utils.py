@@ -32,11 +32,11 @@ def progress(total: int, desc: str, disable: bool | None = None):
     """
     from scanpy import settings
 
-    from ._core.compiled import pending_kernels
+    from ._core.compiled import share_to_compile
 
     if disable is None:
         disable = total < 20 or settings.verbosity < 2
-    if disable or not pending_kernels():
+    if disable or share_to_compile() < 0.5:
         return tqdm(total=total, desc=desc, disable=disable, leave=False)
     logg.info(
         "    compiling LAVA's numerical kernels: first run on this machine only (about a minute on two cores), "

@@ -13,17 +13,21 @@ import sys
 from numba.core.registry import CPUDispatcher
 
 
-def pending_kernels() -> int:
-    """How many of the loaded ``lava_sc._core`` kernels are neither compiled in this process nor in
-    numba's on-disk cache (a stale cache, after an upgrade, counts as none)."""
-    pending = 0
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("lava_sc._core.") or module is None:
-            continue
-        for kernel in vars(module).values():
-            if isinstance(kernel, CPUDispatcher) and not kernel.signatures and not _on_disk(kernel):
-                pending += 1
-    return pending
+def share_to_compile() -> float:
+    """The share of the loaded ``lava_sc._core`` kernels that are neither compiled in this process nor
+    in numba's on-disk cache (a stale cache, after an upgrade, counts as none): 1 on a machine's first
+    run, near 0 once a run has cached what it uses. Kernels a run never needs (the dense path when X
+    is sparse, say) stay uncompiled, so only a majority means a compilation is under way."""
+    kernels = [
+        kernel
+        for name, module in list(sys.modules.items())
+        if name.startswith("lava_sc._core.") and module is not None
+        for kernel in vars(module).values()
+        if isinstance(kernel, CPUDispatcher)
+    ]
+    if not kernels:
+        return 0.0
+    return sum(not kernel.signatures and not _on_disk(kernel) for kernel in kernels) / len(kernels)
 
 
 def _on_disk(kernel: CPUDispatcher) -> bool:
