@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.spatial import cKDTree
-from sklearn.neighbors import NearestNeighbors
 
 #: embeddings with at most this many dimensions use an exact KD-tree
 EXACT_MAX_DIMS = 10
@@ -100,7 +99,12 @@ class NeighbourIndex:
         self.method = method
         if method == "exact":
             low_dim = data.shape[1] <= EXACT_MAX_DIMS
-            self._index = cKDTree(self.data) if low_dim else NearestNeighbors(algorithm="brute").fit(self.data)
+            if low_dim:
+                self._index = cKDTree(self.data)
+            else:
+                from sklearn.neighbors import NearestNeighbors  # imported here: ~0.6 s that --help need not pay
+
+                self._index = NearestNeighbors(algorithm="brute").fit(self.data)
         elif method == "pynndescent":
             from pynndescent import NNDescent
 

@@ -8,7 +8,6 @@ import numba
 import numpy as np
 from scipy import optimize
 from scipy.spatial import cKDTree
-from sklearn.cluster import KMeans
 
 from .knn import EXACT_MAX_DIMS, NeighbourIndex, kdtree_query
 
@@ -100,6 +99,8 @@ def place_probes(
     points and localities). Higher dimensions: scikit-learn's ``KMeans``.
     """
     if points.shape[1] > EXACT_MAX_DIMS:
+        from sklearn.cluster import KMeans
+
         km = KMeans(n_clusters=n_localities, n_init=1, max_iter=max_iter, random_state=random_state)
         return km.fit(points, sample_weight=weights).cluster_centers_
     if init is None:

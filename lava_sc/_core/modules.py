@@ -11,11 +11,13 @@ Two routes over the localities x pairs sketch ``S`` (entries: correlation of sig
 
 from __future__ import annotations
 
-import igraph as ig
-import leidenalg
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import NMF
+
+if TYPE_CHECKING:
+    import igraph as ig
 
 
 def pair_graph(sketch: sp.csr_matrix, gene_a: np.ndarray, gene_b: np.ndarray, n_neighbors: int = 15) -> ig.Graph:
@@ -55,6 +57,8 @@ def pair_graph(sketch: sp.csr_matrix, gene_a: np.ndarray, gene_b: np.ndarray, n_
         edge_w = adj.data[upper]
     else:
         edges, edge_w = np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    import igraph as ig  # igraph, leidenalg and scikit-learn are imported where used: ~1 s at import
+
     graph = ig.Graph(n=n_pairs, edges=edges.tolist(), directed=False)
     graph.es["weight"] = edge_w.tolist()
     return graph
@@ -73,6 +77,8 @@ def leiden_pair_modules(
     graph = pair_graph(sketch, gene_a, gene_b, n_neighbors=n_neighbors)
     if graph.ecount() == 0:
         return np.full(graph.vcount(), -1, dtype=np.int64)
+    import leidenalg
+
     partition = leidenalg.find_partition(
         graph,
         leidenalg.RBConfigurationVertexPartition,
@@ -93,6 +99,8 @@ def nmf_pair_modules(
     """Module label per pair from a rank-``rank`` NMF of the non-negative sketch, and the locality loadings."""
     data = abs(sp.csr_matrix(sketch, dtype=np.float64))
     rank = int(min(rank, min(data.shape)))
+    from sklearn.decomposition import NMF
+
     model = NMF(n_components=rank, init="nndsvda", random_state=random_state, max_iter=500)
     w = model.fit_transform(data)
     h = model.components_
