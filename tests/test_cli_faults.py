@@ -47,7 +47,7 @@ def state_of(path: Path) -> str:
     return "new"
 
 
-def run_and_kill(path: Path, sig: int, *, delay: float, in_write: bool) -> int:
+def run_and_kill(path: Path, sig: int, *, delay: float, in_write: bool) -> tuple[int, str]:
     command = [sys.executable, "-m", "lava_sc", "run", str(path), "--out", str(path), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if in_write:  # wait for the write to start (a temporary file, or the target itself changing)
@@ -60,8 +60,8 @@ def run_and_kill(path: Path, sig: int, *, delay: float, in_write: bool) -> int:
     time.sleep(delay)
     if process.poll() is None:
         process.send_signal(sig)
-    process.communicate(timeout=120)
-    return process.returncode
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err.decode(errors="replace")[-1500:]
 
 
 def test_in_place_run_killed_anywhere_leaves_old_or_new(original, tmp_path):
@@ -73,12 +73,12 @@ def test_in_place_run_killed_anywhere_leaves_old_or_new(original, tmp_path):
         sig = signal.SIGINT if i % 2 == 0 else signal.SIGKILL
         in_write = i % 4 >= 2
         delay = float(rng.uniform(0.0, 0.8)) if in_write else float(rng.uniform(1.0, 5.0))
-        code = run_and_kill(target, sig, delay=delay, in_write=in_write)
+        code, err = run_and_kill(target, sig, delay=delay, in_write=in_write)
         seen.append(state_of(target))
         leftovers = list(tmp_path.glob(".x.*.part.h5ad"))
         if sig == signal.SIGINT:
-            assert not leftovers, "an interrupted run must remove its temporary file"
-            assert code in ENDED_CLEANLY, f"run {i}: Ctrl-C must end cleanly (exit 130), got {code}"
+            assert not leftovers, f"run {i}: an interrupted run must remove its temporary file; stderr:\n{err}"
+            assert code in ENDED_CLEANLY, f"run {i}: Ctrl-C must end cleanly (exit 130), got {code}; stderr:\n{err}"
         for leftover in leftovers:  # SIGKILL gives no chance to clean up; the target is still whole
             leftover.unlink()
     print(f"states after {N_RUNS} kills: {seen.count('old')} old, {seen.count('new')} new")
