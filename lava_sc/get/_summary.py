@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -52,8 +51,8 @@ def summary(
     active_above = check_float("active_above", active_above, low=-1.0, high=1.0)
     genes = module_genes(adata, key)
     pairs = modules(adata, key)
-    names = [str(c) for c in activity(adata, key, level="localities").columns]
     cells = activity(adata, key, level="cells")
+    names = [str(c) for c in cells.columns]
     genes_of = genes.groupby("module", observed=False)["gene"].agg(list)
     pairs_of = pairs.groupby("module", observed=False).size()
     table = pd.DataFrame(
@@ -62,9 +61,7 @@ def summary(
             "n_genes": [len(genes_of.get(m, [])) for m in names],
             "n_pairs": [int(pairs_of.get(m, 0)) for m in names],
             "top_genes": [", ".join(map(str, genes_of.get(m, [])[:n_top_genes])) for m in names],
-            "active_cells": [
-                float((cells[m].to_numpy() > active_above).mean()) if m in cells else np.nan for m in names
-            ],
+            "active_cells": [float((cells[m].to_numpy() > active_above).mean()) for m in names],
         }
     )
     groupby = recorded(adata, key, "modules", "groupby")
