@@ -15,6 +15,7 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
     uns[key]["modules"]              DataFrame: module, gene_a, gene_b, weight, support
     uns[key]["module_genes"]         DataFrame: module, gene, score
     uns[key]["locality_activity"]    DataFrame, localities x modules
+    uns[key]["locality_support"]     DataFrame, localities x modules, share of pair weight significant
     uns[key]["enrichment"]           DataFrame: module, gene_set, overlap, ..., pvalue, qvalue, genes
     uns[key]["differential"]         DataFrame: module, <within>, condition, reference, ... (tl.differential)
 
@@ -78,6 +79,7 @@ class Keys:
     modules = "modules"
     module_genes = "module_genes"
     locality_activity = "locality_activity"
+    locality_support = "locality_support"
     enrichment = "enrichment"
     differential = "differential"
     locality_composition = "locality_composition"
@@ -94,7 +96,7 @@ _FROM_MODULES = ("locality_composition", "enrichment", "differential")
 INVALIDATES: dict[str, dict[str, tuple[str, ...]]] = {
     "localities": {"uns": ("*",), "params": ("*",), "obsm": ("activity",)},
     "correlations": {
-        "uns": ("modules", "module_genes", "locality_activity", "module_stats", *_FROM_MODULES),
+        "uns": ("modules", "module_genes", "locality_activity", "locality_support", "module_stats", *_FROM_MODULES),
         "params": ("modules", "enrich", "differential"),
         "obsm": ("activity",),
     },

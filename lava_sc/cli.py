@@ -454,7 +454,6 @@ def module_list(adata, key: str) -> list[str]:
 def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
     """A one-screen text summary of the LAVA results stored under ``key`` (the rows of ``get.summary``)."""
     from . import get
-    from .tl._populations import MIXED_SHARE_FLAG
 
     slot = adata.uns[key]
     params = slot["params"]
@@ -479,39 +478,50 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         lines.append("No modules found. Try more cells per locality (--n-cells), a higher --fdr, or --method nmf.")
         return "\n".join(lines)
     groupby = table.attrs["groupby"]
-    where = "top_group" in table
+    where = "where_active" in table
     lines += [
         "",
-        "  active = % of cells where the module's activity (weighted mean correlation of its",
-        f"           gene pairs in the cell's localities) is above {table.attrs['active_above']:g}",
+        "  active = % of cells where the module is active: at least half of its gene-pair weight is",
+        "           significant (permutation test) in at least half of the cell's localities",
     ]
     if where:
         found = int(params["modules"].get("n_between_population", 0))
         fate = "dropped" if params["modules"].get("between_populations", "drop") == "drop" else "kept"
         lines += [
-            f"  highest = the {groupby} group with the highest mean activity; * = mostly from localities",
-            f"           mixing {groupby} groups; {found} module(s) that were only a difference between",
-            f"           group means were {fate}",
+            f"  where active = the {groupby} groups holding most of its active cells (% of the group",
+            f"           active); * = mostly supported by localities mixing {groupby} groups;",
+            f"           {found} module(s) that were only a difference between group means were {fate}",
         ]
+    place_of = {row.module: place(row, where) for row in table.itertuples(index=False)}
+    width_place = max(len("where active"), *(len(p) for p in place_of.values())) + 2 if where else 0
     lines += [
         "",
         f"  {'module':<7} {'genes':>5} {'pairs':>6} {'active':>7}   "
-        + ("highest".ljust(22) if where else "")
+        + ("where active".ljust(width_place) if where else "")
         + "top genes",
     ]
     shown = table.head(MAX_SUMMARY_MODULES)
     width = max(len(str(n)) for n in shown["module"])
     for row in shown.itertuples(index=False):
         top = row.top_genes + (", ..." if row.n_genes > N_TOP_GENES else "")
-        place = f"{row.top_group}{' *' if row.mixed_share >= MIXED_SHARE_FLAG else ''}" if where else ""
         lines.append(
             f"  {row.module:<{max(width, 7)}} {row.n_genes:>5} {row.n_pairs:>6} {row.active_cells:>7.0%}   "
-            + (f"{place:<22}" if where else "")
+            + place_of[row.module].ljust(width_place)
             + top
         )
     if len(table) > MAX_SUMMARY_MODULES:
         lines.append(f"  ... and {len(table) - MAX_SUMMARY_MODULES} more modules (see modules.csv / module_genes.csv)")
     return "\n".join(lines)
+
+
+def place(row, where: bool) -> str:
+    """A summary row's 'where active' cell: its groups, starred when mostly from mixed localities."""
+    from .tl._populations import MIXED_SHARE_FLAG
+
+    if not where:
+        return ""
+    mixed = getattr(row, "mixed_share", float("nan"))
+    return (row.where_active or "-") + (" *" if mixed >= MIXED_SHARE_FLAG else "")
 
 
 def written_files(paths: list[Path]) -> str:

@@ -86,7 +86,7 @@ def test_demo_summary(demo):
     assert "cells                     700" in stdout
     for label in ("genes tested", "localities", "significant associations", "modules"):
         assert label in stdout
-    assert "above 0.2" in stdout
+    assert "significant (permutation test)" in stdout and "where active" in stdout
     n_modules = pd.read_csv(out / "modules.csv")["module"].nunique()
     module_lines = [line for line in stdout.splitlines() if line.strip().startswith("M") and "%" in line]
     assert len(module_lines) == min(n_modules, 20)

@@ -1,5 +1,6 @@
 """Tidy DataFrame accessors for LAVA results."""
 
+from ._active import active
 from ._activity import activity
 from ._attribution import attribution
 from ._composition import locality_composition
@@ -16,6 +17,7 @@ __all__ = [
     "module_genes",
     "summary",
     "activity",
+    "active",
     "differential",
     "gene_sets",
     "enrichment",

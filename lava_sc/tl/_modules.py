@@ -17,6 +17,7 @@ from .._core.modules import (
     gene_scores,
     leiden_pair_modules,
     merge_overlapping,
+    module_support,
     nmf_pair_modules,
     order_modules,
     split_large,
@@ -134,7 +135,10 @@ def modules(
     -------
     ``None`` or the copy. Writes ``uns[key]["modules"]`` (``module, gene_a, gene_b, weight, support``),
     ``uns[key]["module_genes"]`` (``module, gene, score``), ``uns[key]["locality_activity"]``
-    (localities x modules: weighted mean correlation of the module's pairs in each locality) and
+    (localities x modules: weighted mean correlation of the module's pairs in each locality),
+    ``uns[key]["locality_support"]`` (localities x modules: the share of the module's pair weight found
+    significant, with the module's sign, by the permutation test in each locality; the module is
+    *active* there when the share is at least 0.5, see :func:`lava_sc.get.active`),
     ``obsm[f"{key}_activity"]`` (cells x modules: mean over the localities containing the cell; cells
     in no locality take the nearest probe's value), ``uns[key]["module_stats"]`` (one row per module:
     ``module``, ``n_genes``, ``within_group_ratio``, ``mixed_share`` (share of its positive locality
@@ -213,6 +217,7 @@ def modules(
 
         table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
         loc_act = locality_activity(adata, key, table, gene_index, names)
+        support = module_support(sketch, labels, pairs["mean_r"].to_numpy(), len(names))
         nearest = nearest_probe(adata, key)
         cell_act = cell_activity(adata.obsm[keys.obsm_localities], loc_act, nearest)
         log_groupby(groupby, requested_groupby)
@@ -230,7 +235,7 @@ def modules(
             labels = order_modules(labels, ga, gb, min_genes)
             names = module_names(len(keep))
             table, gene_table = module_tables(labels, ga, gb, pairs, gene_names, names)
-            loc_act, cell_act = loc_act[:, keep], cell_act[:, keep]
+            loc_act, cell_act, support = loc_act[:, keep], cell_act[:, keep], support[:, keep]
             stats = stats.iloc[keep].reset_index(drop=True)
             stats["module"] = names
         stats.insert(1, "n_genes", gene_table.groupby("module", observed=False).size().reindex(names).to_numpy())
@@ -241,6 +246,7 @@ def modules(
             modules=table,
             module_genes=gene_table,
             locality_activity=pd.DataFrame(loc_act, index=locality_names(len(loc_act)), columns=names),
+            locality_support=pd.DataFrame(support, index=locality_names(len(support)), columns=names),
             module_stats=stats,
         )
         if composition is not None:
@@ -270,7 +276,7 @@ def modules(
             f"{len(names)} modules from {len(recurring)} pairs found in >= {min_support_used} localities",
             start,
             [
-                f"'{key}': 'modules', 'module_genes', 'locality_activity', 'module_stats'"
+                f"'{key}': 'modules', 'module_genes', 'locality_activity', 'locality_support', 'module_stats'"
                 + (", 'locality_composition'" if groupby is not None else "")
                 + " (adata.uns)",
                 f"'{keys.obsm_activity}', module activity per cell (adata.obsm)",

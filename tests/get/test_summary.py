@@ -19,7 +19,8 @@ def test_one_row_per_module_consistent_with_the_stored_tables(planted_lava):
         assert row.n_genes == len(of_module)
         assert row.n_pairs == int((pairs["module"] == row.module).sum())
         assert row.top_genes.split(", ") == of_module[:5]
-        assert row.active_cells == pytest.approx(float((activity[row.module] > 0.2).mean()))
+        assert row.active_cells == pytest.approx(float(lv.get.active(planted_lava)[row.module].mean()))
+    assert table.attrs["active_above"] is None and "significant" in table.attrs["active"]
 
 
 def test_says_where_each_planted_module_is_active(planted_lava):
@@ -34,6 +35,7 @@ def test_says_where_each_planted_module_is_active(planted_lava):
         if kind in expected:
             assert table.loc[module, "top_group"] == expected[kind], (module, kind)
             assert table.loc[module, "mixed_share"] < 0.5
+            assert table.loc[module, "where_active"].startswith(f"{expected[kind]} ("), (module, kind)
 
 
 def test_names_the_genes_tested(pbmc_lava, planted_lava):
@@ -44,7 +46,11 @@ def test_names_the_genes_tested(pbmc_lava, planted_lava):
 
 def test_active_above_and_top_genes_are_honoured(planted_lava):
     strict = lv.get.summary(planted_lava, active_above=0.9, n_top_genes=2)
-    assert (strict["active_cells"] <= lv.get.summary(planted_lava)["active_cells"]).all()
+    loose = lv.get.summary(planted_lava, active_above=0.2)
+    assert (strict["active_cells"] <= loose["active_cells"]).all()
+    activity = lv.get.activity(planted_lava)
+    assert loose["active_cells"].tolist() == pytest.approx([float((activity[m] > 0.2).mean()) for m in loose.module])
+    assert strict.attrs["active"] == "activity above 0.9"
     assert all(len(t.split(", ")) <= 2 for t in strict["top_genes"])
 
 
