@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -13,14 +14,17 @@ from anndata import AnnData
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 
+from .. import _logging as logg
 from .._docs import doc
 from .._keys import DEFAULT_KEY
-from .._validate import check_obs_column
+from .._params import recorded
+from .._validate import check_choice, check_obs_column
 from ..get import activity as get_activity
 from ._utils import (
     check_results,
     check_single_ax,
     default_point_size,
+    draw_group_labels,
     embedding_2d,
     finish,
     module_title,
@@ -43,6 +47,9 @@ def activity(
     key: str = DEFAULT_KEY,
     groupby: str | None = None,
     groups: Sequence[str] | None = None,
+    labels: Literal["auto"] | str | None = "auto",
+    shared_scale: bool = True,
+    backend: Literal["matplotlib", "scanpy"] = "matplotlib",
     ncols: int = 4,
     cmap="viridis",
     size: float | None = None,
@@ -55,9 +62,11 @@ def activity(
 ) -> Axes | list[Axes] | None:
     """Module activity per cell on an embedding, one panel per module.
 
-    Cells are drawn in order of activity, so the most active cells lie on top. Each panel has its own
-    colourbar and is titled with the module name and its three top-scoring genes
-    (e.g. ``"M1: CD79B, HLA-DPA1, CD74"``).
+    Cells are drawn in order of activity, so the most active cells lie on top. Each panel is titled
+    with the module name and its three top-scoring genes (e.g. ``"M1: CD79B, HLA-DPA1, CD74"``), and
+    the names of the cell groups are written where their cells lie, so that a panel says which
+    population a module is active in. Activity is the weighted mean correlation of the module's gene
+    pairs in the localities that contain the cell (see :func:`lava_sc.get.activity`).
 
     Parameters
     ----------
@@ -75,6 +84,18 @@ def activity(
         grey underneath. ``ncols`` is then ignored.
     groups
         With ``groupby``: the levels to draw, in this order (default: all, in category order).
+    labels
+        Column of ``adata.obs`` whose groups are named on the embedding, at the median of their cells.
+        ``"auto"``: the column :func:`lava_sc.tl.modules` described the localities by (``groupby``),
+        else the first categorical column named like a cell-type annotation (``cell_type``,
+        ``bulk_labels``, ``leiden``, ...; the log says which), else none. ``None``: no labels.
+    shared_scale
+        One colour scale for every panel (limits over all the modules drawn), so that colours compare
+        between modules. ``False``: each module its own range.
+    backend
+        ``"matplotlib"``, or ``"scanpy"`` to draw each panel with :func:`scanpy.pl.embedding`, so that
+        every scanpy styling option works (``**scatter_kwargs`` go to it, e.g. ``frameon=False``,
+        ``colorbar_loc=None``, ``add_outline=True``). Not with ``groupby``.
     ncols
         Panels per row.
     cmap
@@ -82,16 +103,17 @@ def activity(
     size
         Point size (default ``120000 / n_obs``, at most 30, as in scanpy).
     vmin, vmax
-        Colour limits, shared by all panels. A number, or a string ``"p<q>"`` for the ``q``-th
-        percentile of each panel's activity (e.g. ``vmax="p99"``). Default: each panel's range.
-        With ``groupby``, percentiles and the default range are taken over the cells of all the
-        levels drawn, so that the panels of a module share one scale.
+        Colour limits. A number, or a string ``"p<q>"`` for the ``q``-th percentile of the activity
+        (e.g. ``vmax="p99"``). Default: the range. Percentiles and the range are taken over every
+        module drawn with ``shared_scale``, else per module. With ``groupby``, they are taken over the
+        cells of all the levels drawn, so that the panels of a module share one scale.
     ax
         Draw into this Axes; only with a single module (and a single level with ``groupby``).
     {show}
     {save}
     **scatter_kwargs
-        Passed to :meth:`matplotlib.axes.Axes.scatter`.
+        Passed to :meth:`matplotlib.axes.Axes.scatter` (with ``backend="scanpy"``, to
+        :func:`scanpy.pl.embedding`).
 
     Returns
     -------
@@ -106,57 +128,124 @@ def activity(
     >>> lv.tl.modules(adata)
     >>> lv.pl.activity(adata, ["M1", "M2"], ncols=2)
     >>> lv.pl.activity(adata, "M1", groupby="condition", groups=["reference", "AKI"])
+    >>> lv.pl.activity(adata, "M1", backend="scanpy", frameon=False, add_outline=True)
     """
     key = check_results(adata, key)
     names = select_modules(adata, key, modules)
+    check_choice("backend", backend, ("matplotlib", "scanpy"))
+    if not isinstance(shared_scale, (bool, np.bool_)):
+        raise TypeError(f"`shared_scale` must be True or False, got {shared_scale!r}.")
     if groupby is None and groups is not None:
         raise ValueError("`groups` selects levels of `groupby`; pass `groupby=` (e.g. 'condition') as well.")
-    labels, levels = (None, []) if groupby is None else _split_levels(adata, groupby, groups)
+    if groupby is not None and backend == "scanpy":
+        raise ValueError("backend='scanpy' draws one panel per module; split by `groupby` with backend='matplotlib'.")
+    split, levels = (None, []) if groupby is None else _split_levels(adata, groupby, groups)
     if groupby is None:
         check_single_ax(ax, len(names))
     else:
         _check_split_ax(ax, len(names), len(levels))
+    label_column = _label_column(adata, key, labels)
+    group_of = None if label_column is None else adata.obs[label_column]
     coords, obsm_key = embedding_2d(adata, basis)
     values = get_activity(adata, key=key)
     if size is None:
         size = default_point_size(adata.n_obs)
-    scatter_kwargs.setdefault("edgecolors", "none")
-    scatter_kwargs.setdefault("plotnonfinite", True)
-    if groupby is not None:
-        axes = _split_panels(
-            adata, key, names, values, labels, levels, coords, obsm_key, ax, size, cmap, (vmin, vmax), scatter_kwargs
+    if shared_scale:
+        every = values[names].to_numpy(dtype=np.float64).ravel()
+        vmin, vmax = _range(vmin, every, "vmin", min), _range(vmax, every, "vmax", max)
+    if backend == "scanpy":
+        axes = _scanpy_panels(
+            adata, key, names, values, coords, obsm_key, ax, ncols, size, cmap, (vmin, vmax), scatter_kwargs
         )
-        result = axes[0] if len(axes) == 1 else axes
-        return finish(result, ax_given=ax is not None, show=show, save=save, name="lava_activity")
+    elif groupby is not None:
+        scatter_kwargs.setdefault("edgecolors", "none")
+        scatter_kwargs.setdefault("plotnonfinite", True)
+        axes = _split_panels(
+            adata, key, names, values, split, levels, coords, obsm_key, ax, size, cmap, (vmin, vmax), scatter_kwargs
+        )
+    else:
+        scatter_kwargs.setdefault("edgecolors", "none")
+        scatter_kwargs.setdefault("plotnonfinite", True)
+        axes = _panels(adata, key, names, values, coords, obsm_key, ax, ncols, size, cmap, (vmin, vmax), scatter_kwargs)
+    if group_of is not None:
+        for panel in axes:
+            draw_group_labels(panel, coords, group_of)
+    result = axes[0] if len(axes) == 1 else axes
+    return finish(result, ax_given=ax is not None, show=show, save=save, name="lava_activity")
 
+
+def _label_column(adata: AnnData, key: str, labels) -> str | None:
+    """The obs column whose groups are named on the panels (see ``labels``)."""
+    if labels is None:
+        return None
+    if isinstance(labels, str) and labels == "auto":
+        from ..tl._populations import resolve_groupby
+
+        column = recorded(adata, key, "modules", "groupby")
+        column = column if column is not None and column in adata.obs else resolve_groupby(adata, "auto")
+        if column is not None:
+            logg.info(f"    pl.activity: groups named from adata.obs[{column!r}] (labels='auto'; labels=None for none)")
+        return column
+    check_obs_column(adata, labels, "labels", optional=True)
+    return labels
+
+
+def _panels(adata, key, names, values, coords, obsm_key, ax, ncols, size, cmap, limits, scatter_kwargs) -> list[Axes]:
+    """One panel per module, each with its colourbar."""
     if ax is not None:
         axes = [ax]
     elif len(names) == 1:
         axes = [new_axes(None, (4.6, 3.9))]
     else:
         _, axes = panel_grid(len(names), ncols, (4.6, 3.9))
-
     for panel, name in zip(axes, names, strict=True):
         act = values[name].to_numpy(dtype=np.float64)
         order = np.argsort(np.where(np.isfinite(act), act, -np.inf), kind="stable")
-        sc_ = panel.scatter(
+        points = panel.scatter(
             coords[order, 0],
             coords[order, 1],
             c=act[order],
             s=size,
             cmap=cmap,
-            vmin=_limit(vmin, act, "vmin"),
-            vmax=_limit(vmax, act, "vmax"),
+            vmin=_limit(limits[0], act, "vmin"),
+            vmax=_limit(limits[1], act, "vmax"),
             **scatter_kwargs,
         )
-        cbar = panel.figure.colorbar(sc_, ax=panel, fraction=0.05, pad=0.02)
+        cbar = panel.figure.colorbar(points, ax=panel, fraction=0.05, pad=0.02)
         cbar.set_label("activity")
         cbar.outline.set_visible(False)
         panel.set_title(module_title(adata, key, name), fontsize=10)
         style_embedding_axes(panel, obsm_key)
+    return list(axes)
 
-    result = axes[0] if len(axes) == 1 else axes
-    return finish(result, ax_given=ax is not None, show=show, save=save, name="lava_activity")
+
+def _scanpy_panels(adata, key, names, values, coords, obsm_key, ax, ncols, size, cmap, limits, kwargs) -> list[Axes]:
+    """The panels drawn by :func:`scanpy.pl.embedding` on a throwaway AnnData (``adata`` is not touched)."""
+    import scanpy as sc
+    from anndata import AnnData as _AnnData
+
+    columns = {name: values[name].to_numpy(dtype=np.float64) for name in names}
+    frame = pd.DataFrame(columns, index=adata.obs_names.copy())
+    canvas = _AnnData(obs=frame, obsm={obsm_key: np.ascontiguousarray(coords)})
+    per_panel = [
+        dict(vmin=_limit(limits[0], columns[n], "vmin"), vmax=_limit(limits[1], columns[n], "vmax")) for n in names
+    ]
+    kwargs.setdefault("sort_order", True)
+    drawn = sc.pl.embedding(
+        canvas,
+        basis=obsm_key,
+        color=names,
+        title=[module_title(adata, key, n) for n in names],
+        vmin=[p["vmin"] for p in per_panel],
+        vmax=[p["vmax"] for p in per_panel],
+        color_map=cmap,
+        size=size,
+        ncols=ncols,
+        ax=ax,
+        show=False,
+        **kwargs,
+    )
+    return drawn if isinstance(drawn, list) else [drawn]
 
 
 def _split_levels(adata: AnnData, groupby, groups) -> tuple[np.ndarray, list[str]]:
@@ -257,3 +346,11 @@ def _limit(value, act: np.ndarray, name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"`{name}` must be a number, a percentile string such as 'p99', or None, got {value!r}.")
     return float(value)
+
+
+def _range(value, every: np.ndarray, name: str, pick) -> float | None:
+    """A limit shared by all panels: the number, the percentile over every module drawn, or the range."""
+    if value is not None:
+        return _limit(value, every, name)
+    finite = every[np.isfinite(every)]
+    return float(pick(finite)) if finite.size else None

@@ -204,3 +204,50 @@ def embedding_2d(adata: AnnData, basis: str) -> tuple[np.ndarray, str]:
             "Pass `basis=` with a 2-d embedding such as 'X_umap'."
         )
     return values[:, :2], obsm_key
+
+
+#: groups with fewer cells than this share of the cells are not named (their names would crowd the panel)
+LABEL_MIN_SHARE = 0.01
+#: bins per axis of the grid that places group names
+LABEL_GRID = 12
+
+
+def draw_group_labels(ax: Axes, coords: np.ndarray, groups: pd.Series) -> None:
+    """Write each group's name where most of its cells lie, white-outlined so that it reads over any colour.
+
+    The place is the median of the group's cells in the cell of a ``LABEL_GRID`` x ``LABEL_GRID`` grid
+    over the embedding that holds most of them, so that a group spread over several islands is named on
+    its largest one, not in the empty space between them. Groups holding less than ``LABEL_MIN_SHARE``
+    of the cells, and cells without a group, are left out.
+    """
+    from matplotlib import patheffects
+
+    values = groups.to_numpy()
+    present = np.asarray(pd.notna(values), dtype=bool)
+    text = np.where(present, values.astype(str), "")
+    names, counts = np.unique(text[present], return_counts=True)
+    bins = [np.linspace(coords[:, d].min(), coords[:, d].max() + 1e-9, LABEL_GRID + 1) for d in range(2)]
+    cell_bin = np.stack([np.clip(np.digitize(coords[:, d], bins[d]) - 1, 0, LABEL_GRID - 1) for d in range(2)], 1)
+    flat = cell_bin[:, 0] * LABEL_GRID + cell_bin[:, 1]
+    outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    span = np.ptp(coords, axis=0) + 1e-12
+    placed: list[np.ndarray] = []
+    for name, count in sorted(zip(names, counts, strict=True), key=lambda nc: -nc[1]):
+        if count < LABEL_MIN_SHARE * len(values):
+            continue
+        mine = np.flatnonzero(text == name)
+        densest = np.bincount(flat[mine], minlength=LABEL_GRID**2).argmax()
+        at = np.median(coords[mine[flat[mine] == densest]], axis=0)
+        placed.append(_clear_of(at, placed, span, width=len(name)))
+        ax.text(*placed[-1], name, fontsize=8, ha="center", va="center", path_effects=outline, zorder=5)
+
+
+def _clear_of(at: np.ndarray, placed: list[np.ndarray], span: np.ndarray, *, width: int) -> np.ndarray:
+    """``at`` moved down, a line at a time, until it no longer sits on an earlier label (in data units:
+    a line is 5% of the y span, a character 1.2% of the x span)."""
+    at = at.copy()
+    for _ in range(10):
+        if all(abs(at[1] - p[1]) >= 0.05 * span[1] or abs(at[0] - p[0]) >= 0.012 * span[0] * width for p in placed):
+            break
+        at[1] -= 0.05 * span[1]
+    return at

@@ -172,7 +172,7 @@ def test_groupby_one_panel_per_level_with_a_shared_scale(pbmc_lava, tmp_path):
     levels = list(adata.obs["phase"].cat.categories)
     assert len(levels) == 3
     path = tmp_path / "split.png"
-    axes = lv.pl.activity(adata, ["M1", "M2"], groupby="phase", show=False, save=path)
+    axes = lv.pl.activity(adata, ["M1", "M2"], groupby="phase", shared_scale=False, show=False, save=path)
     assert is_png(path)
     assert [ax.get_title() for ax in axes] == [f"{m} — {lev}" for m in ["M1", "M2"] for lev in levels]
     act = lv.get.activity(adata)
@@ -220,3 +220,59 @@ def test_groupby_into_ax_and_errors(pbmc_lava):
         lv.pl.activity(pbmc_lava, "M1", groupby="phase", groups=["M"], show=False)
     with pytest.raises(ValueError, match="pass `groupby=`"):
         lv.pl.activity(pbmc_lava, "M1", groups=["S"], show=False)
+
+
+def test_one_colour_scale_for_all_panels_by_default(pbmc_lava):
+    act = lv.get.activity(pbmc_lava)[["M1", "M2", "M3"]].to_numpy()
+    axes = lv.pl.activity(pbmc_lava, ["M1", "M2", "M3"], show=False)
+    assert {_points(ax).get_clim() for ax in axes} == {(act.min(), act.max())}
+    axes = lv.pl.activity(pbmc_lava, ["M1", "M2"], vmax="p90", show=False)
+    assert [_points(ax).get_clim()[1] for ax in axes] == pytest.approx([np.percentile(act[:, :2], 90)] * 2)
+    own = lv.pl.activity(pbmc_lava, ["M1", "M2"], shared_scale=False, show=False)
+    assert [_points(ax).get_clim() for ax in own] == [(act[:, j].min(), act[:, j].max()) for j in range(2)]
+    with pytest.raises(TypeError, match="shared_scale"):
+        lv.pl.activity(pbmc_lava, "M1", shared_scale="yes", show=False)
+
+
+def _texts(ax: Axes) -> dict[str, tuple[float, float]]:
+    return {t.get_text(): t.get_position() for t in ax.texts}
+
+
+def test_groups_are_named_where_their_cells_lie(pbmc_lava):
+    ax = lv.pl.activity(pbmc_lava, "M1", show=False)
+    named = _texts(ax)
+    groups = pbmc_lava.obs["bulk_labels"]  # what tl.modules used (groupby='auto')
+    big = groups.value_counts()[lambda n: n >= 0.01 * pbmc_lava.n_obs].index.astype(str)
+    assert set(named) == set(big)
+    umap = pbmc_lava.obsm["X_umap"][:, :2]
+    monocytes = umap[(groups == "CD14+ Monocyte").to_numpy()]
+    x, y = named["CD14+ Monocyte"]
+    # among the group's own cells: inside the range of its cells on both axes
+    assert monocytes[:, 0].min() <= x <= monocytes[:, 0].max() and monocytes[:, 1].min() <= y <= monocytes[:, 1].max()
+    assert not lv.pl.activity(pbmc_lava, "M1", labels=None, show=False).texts
+    assert set(_texts(lv.pl.activity(pbmc_lava, "M1", labels="phase", show=False))) == {"G1", "S", "G2M"}
+    with pytest.raises(KeyError, match="labels"):
+        lv.pl.activity(pbmc_lava, "M1", labels="no_such_column", show=False)
+
+
+def test_labels_on_every_split_panel(pbmc_lava):
+    axes = lv.pl.activity(pbmc_lava, "M1", groupby="phase", labels="phase", show=False)
+    assert all(set(_texts(ax)) == {"G1", "S", "G2M"} for ax in axes)
+
+
+def test_scanpy_backend_takes_scanpy_styling_and_leaves_adata_alone(pbmc_lava):
+    before = (set(pbmc_lava.obs.columns), set(pbmc_lava.obsm), set(pbmc_lava.uns))
+    act = lv.get.activity(pbmc_lava)
+    axes = lv.pl.activity(pbmc_lava, ["M1", "M2"], backend="scanpy", frameon=False, show=False)
+    assert [ax.get_title().split(":")[0] for ax in axes] == ["M1", "M2"]
+    assert all(not ax.axison for ax in axes)  # scanpy's frameon=False
+    clim = {c.get_clim() for ax in axes for c in ax.collections if isinstance(c, PathCollection)}
+    assert clim == {(act[["M1", "M2"]].to_numpy().min(), act[["M1", "M2"]].to_numpy().max())}
+    colours = np.sort(np.asarray(_points(axes[0]).get_array()))
+    np.testing.assert_allclose(colours, np.sort(act["M1"].to_numpy()))
+    assert set(_texts(axes[0])) >= {"CD14+ Monocyte", "Dendritic"}
+    assert (set(pbmc_lava.obs.columns), set(pbmc_lava.obsm), set(pbmc_lava.uns)) == before
+    with pytest.raises(ValueError, match="groupby"):
+        lv.pl.activity(pbmc_lava, "M1", backend="scanpy", groupby="phase", show=False)
+    with pytest.raises(ValueError, match="backend"):
+        lv.pl.activity(pbmc_lava, "M1", backend="plotly", show=False)
