@@ -101,7 +101,7 @@ def module_network(
         pos[:, 0], pos[:, 1], c=scores, cmap=cmap, vmin=0, vmax=1, edgecolors="#333333", linewidths=0.7, zorder=2
     )
     cbar = ax.figure.colorbar(nodes, ax=ax, fraction=0.04, pad=0.01, shrink=0.6)
-    cbar.set_label("gene score")
+    cbar.set_label("gene score: weighted degree\n(1 = the hub gene)", fontsize=8)
     cbar.outline.set_visible(False)
     if len(edges):
         w_lo, w_hi = weight.min(), weight.max()
@@ -110,7 +110,7 @@ def module_network(
             for w in sorted({w_lo, w_hi})
         ]
         handles.append(
-            Line2D([], [], color="none", label=f"opacity: support {int(support.min())}–{int(support.max())}")
+            Line2D([], [], color="none", label=f"opacity: found in {int(support.min())}–{int(support.max())} localities")
         )
         ax.legend(
             handles=handles,
