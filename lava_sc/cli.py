@@ -15,7 +15,6 @@ file, embedding, layer, ...) print ``lava-sc: error: <message>`` and exit with s
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import sys
 from collections.abc import Sequence
@@ -86,8 +85,14 @@ def _run_command(argv: Sequence[str] | None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from ._params import ModulesSettings
-    from .tl import correlations, localities, modules
+    from ._static import choices
+
+    # the tools, named as (module, function): their defaults are read from the source, not imported
+    localities, correlations, modules = (
+        ("tl._localities", "localities"),
+        ("tl._correlations", "correlations"),
+        ("tl._modules", "modules"),
+    )
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -164,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     mod = run.add_argument_group("modules")
     mod.add_argument(
         "--method",
-        choices=ModulesSettings.choices("method"),
+        choices=choices(*modules, "method"),
         default=_default(modules, "method"),
         help="module finder (default: %(default)s)",
     )
@@ -543,9 +548,11 @@ def warn(text: str) -> None:
     print(f"lava-sc: warning: {text}", file=sys.stderr)
 
 
-def _default(function, name: str):
+def _default(tool: tuple[str, str], name: str):
     """A tool's default for ``name``, so the command line and the Python API cannot drift apart."""
-    return inspect.signature(function).parameters[name].default
+    from ._static import default
+
+    return default(*tool, name)
 
 
 if __name__ == "__main__":  # pragma: no cover
