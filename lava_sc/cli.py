@@ -30,6 +30,8 @@ N_TOP_GENES = 5
 
 #: the command's name in its messages
 PROG = "lava-sc"
+#: help of --report (run and demo)
+REPORT_HELP = "also write one self-contained HTML report (parameters, module table, figures) to this file"
 
 
 class CLIError(Exception):
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--random-state", type=int, default=_default(modules, "random_state"), help="seed (default: %(default)s)"
     )
+    demo.add_argument("--report", type=Path, default=None, metavar="PATH", help=REPORT_HELP)
     demo.set_defaults(func=run_demo)
 
     run = sub.add_parser(
@@ -206,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write activity.png, localities.png, network_M1.png here",
     )
+    out.add_argument("--report", type=Path, default=None, metavar="PATH", help=REPORT_HELP)
     run.set_defaults(func=run_file)
     return parser
 
@@ -222,6 +226,10 @@ def run_demo(args: argparse.Namespace) -> int:
     written = [write_h5ad(adata, out / "pbmc68k_lava.h5ad")]
     written += write_tables(adata, out, key="lava")
     written += write_figures(adata, out, key="lava")
+    if args.report is not None:
+        from .io import write_report
+
+        written.append(write_report(adata, args.report, key="lava", title="LAVA demo: scanpy pbmc68k_reduced"))
     print(summary(adata, key="lava", title="LAVA demo: scanpy pbmc68k_reduced (PBMC, UMAP)"))
     print(written_files(written))
     return 0
@@ -274,6 +282,10 @@ def run_file(args: argparse.Namespace) -> int:
     if args.figures is not None:
         args.figures.mkdir(parents=True, exist_ok=True)
         written += write_figures(adata, args.figures, key=args.key)
+    if args.report is not None:
+        from .io import write_report
+
+        written.append(write_report(adata, args.report, key=args.key, title=f"LAVA on {args.input.name}"))
     print(summary(adata, key=args.key, title=f"LAVA on {args.input.name}"))
     print(written_files(written))
     return 0

@@ -1,4 +1,5 @@
-"""Reading and writing gene sets (GMT files), for :func:`lava_sc.tl.enrich` and :func:`lava_sc.tl.score`.
+"""Files in and out: gene sets (GMT files, for :func:`lava_sc.tl.enrich` and :func:`lava_sc.tl.score`) and
+the HTML report of a run (:func:`write_report`).
 
 A GMT file has one gene set per line, tab-separated: the set's name, a description, then its genes.
 In memory a collection of gene sets is a ``dict`` name -> list of genes, or a decoupler-style "net"
@@ -17,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ._files import atomic_write
+from ._report import write_report
 
-__all__ = ["read_gmt", "write_gmt"]
+__all__ = ["read_gmt", "write_gmt", "write_report"]
 
 
 def read_gmt(path: str | os.PathLike) -> dict[str, list[str]]:
