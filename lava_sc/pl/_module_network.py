@@ -110,7 +110,9 @@ def module_network(
             for w in sorted({w_lo, w_hi})
         ]
         handles.append(
-            Line2D([], [], color="none", label=f"opacity: found in {int(support.min())}–{int(support.max())} localities")
+            Line2D(
+                [], [], color="none", label=f"opacity: found in {int(support.min())}–{int(support.max())} localities"
+            )
         )
         ax.legend(
             handles=handles,
