@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import _logging as logg
@@ -261,6 +262,8 @@ def _module(adata, key, name, anchor, summary, genes, basis, groupby, has_differ
         size = f"{int(row['n_genes'].iloc[0])} genes, {int(row['n_pairs'].iloc[0])} pairs"
         if "where_active" in row.columns and not h.is_missing(row["where_active"].iloc[0]):
             size += f"; active mostly in {row['where_active'].iloc[0] or 'no cell'}"
+            if "mixed_share" in row.columns and float(row["mixed_share"].iloc[0]) >= mixed_flag:
+                size += " (mixed localities: read where it is active with care)"
         elif "top_group" in row.columns and not h.is_missing(row["top_group"].iloc[0]):
             size += f"; highest mean activity in {row['top_group'].iloc[0]}"
             if "mixed_share" in row.columns and float(row["mixed_share"].iloc[0]) >= mixed_flag:
@@ -270,7 +273,15 @@ def _module(adata, key, name, anchor, summary, genes, basis, groupby, has_differ
         f'<span title="score {h.esc(f"{s:.2f}")}">{h.esc(g)}</span>'
         for g, s in zip(mine["gene"].astype(str), mine["score"].astype(float), strict=True)
     )
-    activity, a_error = _png(lambda: pl.activity(adata, name, basis=basis, key=key, groupby=groupby, show=False))
+    labels = summary.attrs.get("groupby") or "auto"  # named explicitly: pl.activity logs its 'auto' choice
+    # one colour scale for every module's panel, so that colours compare between modules
+    every = get.activity(adata, key=key).to_numpy(dtype=float)
+    lo, hi = (float(np.nanmin(every)), float(np.nanmax(every))) if np.isfinite(every).any() else (None, None)
+    activity, a_error = _png(
+        lambda: pl.activity(
+            adata, name, basis=basis, key=key, groupby=groupby, labels=labels, vmin=lo, vmax=hi, show=False
+        )
+    )
     network, n_error = _png(lambda: pl.module_network(adata, name, key=key, show=False))
     parts = [
         f'<section class="module" id="{h.esc(anchor)}"><h2>{h.esc(name)} <small class="muted">{h.esc(size)}</small></h2>',

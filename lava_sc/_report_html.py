@@ -24,7 +24,7 @@ MAX_LISTED = 12
 PAGE_WIDTH = 1124
 
 #: columns shown as percentages (fractions in [0, 1])
-PERCENT_COLUMNS = {"active_cells", "top_group_share", "mixed_share"}
+PERCENT_COLUMNS = {"active_cells", "mixed_share"}
 
 #: what the columns of get.summary, get.differential and get.enrichment mean (header tooltips)
 COLUMN_HELP = {
@@ -32,12 +32,10 @@ COLUMN_HELP = {
     "n_genes": "genes in the module",
     "n_pairs": "gene-gene associations (pairs) in the module",
     "top_genes": "the module's most connected genes",
-    "active_cells": "share of cells whose activity is above the 'active' cut",
+    "active_cells": "share of cells where the module is active (half its pair weight significant in most of the cell's localities)",
     "where_active": "groups holding most of the active cells (share of each group's cells active)",
-    "top_group": "group with the highest mean activity",
-    "top_group_share": "the top group's share of the module's positive activity",
     "mixed_share": "share of the activity from localities where no group holds 80% of the cells; "
-    "high (≥ 50%): read the top group with care",
+    "high (≥ 50%): read where it is active with care",
     "effect": "mean activity in the condition minus the reference",
     "pvalue": "p-value",
     "qvalue": "Benjamini-Hochberg q-value",

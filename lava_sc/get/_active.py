@@ -52,7 +52,8 @@ def active(adata: AnnData, key: str = DEFAULT_KEY, level: Literal["cells", "loca
         raise KeyError(
             f"adata.uns[{key!r}] has module activity but no significance per locality (tl.score results, or "
             f"modules from an older lava_sc): 'active' needs it; run lava_sc.tl.modules(adata, key={key!r}), "
-            "or read the activity itself with lava_sc.get.activity."
+            f"or read the activity itself with lava_sc.get.activity (get.summary(adata, key={key!r}, active_above=0.2) "
+            "uses a fixed cut)."
         )
     support = adata.uns[key][Keys.locality_support]
     if level == "localities":

@@ -30,12 +30,12 @@ def summary(
     :func:`lava_sc.get.active` decides it against each locality's permutation null, so that the share
     means the same on every dataset), ``where_active`` (with a ``groupby``: the groups that hold most
     of the active cells, each with the share of its own cells that are active, e.g. ``"CD19+ B (90%),
-    Dendritic (12%)"``) and, when :func:`lava_sc.tl.modules` described the localities by an obs column
-    (``groupby``, chosen automatically from ``cell_type``, ``bulk_labels``, ``leiden``, ...):
-    ``top_group`` (the group with the highest mean cell activity), ``top_group_share`` (its share of
-    the module's positive cell activity) and ``mixed_share`` (the share of the module's activity
+    Dendritic (12%)"``) and ``mixed_share`` (the share of the module's activity
     that comes from localities where no group holds 80% of the cells: high values mean the
-    association may come from two populations side by side rather than from within one).
+    association may come from two populations side by side rather than from within one; read its
+    ``where_active`` with care). The groups are those :func:`lava_sc.tl.modules` described the
+    localities by (``groupby``, chosen automatically from ``cell_type``, ``bulk_labels``, ``leiden``,
+    ...); the group with the highest mean activity is in ``uns[key]["module_stats"]``.
 
     Parameters
     ----------
@@ -82,8 +82,7 @@ def summary(
         table["where_active"] = [where_active(flags[m], adata.obs[groupby]) for m in names]
     if groupby is not None and stats is not None and len(stats):
         by_module = stats.set_index(stats["module"].astype(str))
-        for column in ("top_group", "top_group_share", "mixed_share"):
-            table[column] = by_module[column].reindex(table["module"]).to_numpy()
+        table["mixed_share"] = by_module["mixed_share"].reindex(table["module"]).to_numpy()
     source = recorded(adata, key, "correlations", "genes")
     table.attrs = {
         "groupby": groupby,

@@ -33,7 +33,6 @@ def test_says_where_each_planted_module_is_active(planted_lava):
     for module, of_module in genes.groupby("module", observed=True)["gene"]:
         kind = planted[of_module].mode().iloc[0]
         if kind in expected:
-            assert table.loc[module, "top_group"] == expected[kind], (module, kind)
             assert table.loc[module, "mixed_share"] < 0.5
             assert table.loc[module, "where_active"].startswith(f"{expected[kind]} ("), (module, kind)
 
@@ -59,7 +58,7 @@ def test_without_groups_the_group_columns_are_absent(small):
     lv.tl.modules(adata, groupby=None, random_state=0)
     table = lv.get.summary(adata)
     assert table.attrs["groupby"] is None
-    assert "top_group" not in table and len(table)
+    assert "where_active" not in table and "mixed_share" not in table and len(table)
 
 
 def test_before_tl_modules_says_what_to_run(small):
