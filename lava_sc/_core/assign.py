@@ -24,6 +24,8 @@ import numpy as np
 CENTRES_PER_CELL = 0.5
 #: points assigned per unit of work handed to a thread
 CHUNK = 16_384
+#: a :class:`PointGrid` assigns its points on threads from this many points (below, one call is faster)
+THREADS_ABOVE = 50_000
 
 
 def nearest_centres(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,12 +39,60 @@ def nearest_centres(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray
     grid = centre_grid(points, centres)
     n = len(points)
     dist, idx = np.empty(n), np.empty(n, dtype=np.intp)
-    if n <= CHUNK:
-        _assign(points, centres, *grid, dist, idx, 0, n)
+    _on_threads(n, lambda lo, hi: _assign(points, centres, *grid, dist, idx, lo, hi))
+    return dist, idx
+
+
+class PointGrid:
+    """The points of a Lloyd run sorted once into square cells, so that each iteration finds, per cell,
+    the few centres that can be nearest to any of its points (see :meth:`nearest`)."""
+
+    def __init__(self, points: np.ndarray, n_centres: int):
+        self.points = np.ascontiguousarray(points, dtype=np.float64)
+        low, high = self.points.min(axis=0), self.points.max(axis=0)
+        span = np.maximum(high - low, 1e-12)
+        size = float(np.sqrt(span[0] * span[1] / max(1.0, n_centres / CENTRES_PER_CELL)))
+        self.size = max(size, float(span.max()) / 4096)
+        self.low = low
+        self.nx, self.ny = (int(min(4096, np.floor(w / self.size) + 1)) for w in span)
+        cx = np.minimum(((self.points[:, 0] - low[0]) / self.size).astype(np.int64), self.nx - 1)
+        cy = np.minimum(((self.points[:, 1] - low[1]) / self.size).astype(np.int64), self.ny - 1)
+        cell = cx * self.ny + cy
+        self.order = np.argsort(cell, kind="stable")
+        self.start = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.nx * self.ny))])
+
+    def nearest(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`nearest_centres` of the grid's points, the same answer in a fraction of the work.
+
+        For a cell with centre ``m`` and half-diagonal ``h``, and ``c0`` the centre nearest ``m``, every
+        point ``x`` of the cell has its nearest centre within ``|x - c0| <= h + |m - c0|``: only the
+        centres that close to the cell's rectangle are compared, point by point.
+        """
+        centres = np.ascontiguousarray(centres, dtype=np.float64)
+        x0, y0 = float(self.low[0]), float(self.low[1])
+        grid = centre_grid(self.points, centres)
+        n = len(self.points)
+        dist, idx = np.empty(n), np.empty(n, dtype=np.intp)
+        n_cells = self.nx * self.ny
+        geometry = (x0, y0, self.size, self.nx, self.ny)
+
+        def run(lo, hi):
+            _assign_by_cell(self.points, self.order, self.start, *geometry, centres, *grid, dist, idx, lo, hi)
+
+        threads = os.cpu_count() or 1
+        _on_threads(n_cells, run, chunk=n_cells if n < THREADS_ABOVE else -(-n_cells // (4 * threads)))
         return dist, idx
-    starts = range(0, n, CHUNK)
+
+
+def _on_threads(n: int, work, chunk: int | None = None) -> None:
+    """``work(lo, hi)`` over ``range(n)`` in chunks of ``chunk`` on threads (one call when it is one chunk)."""
+    chunk = CHUNK if chunk is None else chunk
+    if n <= chunk:
+        work(0, n)
+        return
+    starts = range(0, n, chunk)
     with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(starts))) as pool:
-        futures = [pool.submit(_assign, points, centres, *grid, dist, idx, s, min(n, s + CHUNK)) for s in starts]
+        futures = [pool.submit(work, s, min(n, s + chunk)) for s in starts]
         try:
             for future in futures:
                 future.result()
@@ -50,7 +100,6 @@ def nearest_centres(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray
             for future in futures:
                 future.cancel()
             raise
-    return dist, idx
 
 
 def centre_grid(points: np.ndarray, centres: np.ndarray):
@@ -127,3 +176,56 @@ def _assign(points, centres, order, start, x0, y0, size, nx, ny, dist, idx, lo, 
             r += 1
         dist[i] = np.sqrt(best)
         idx[i] = best_j
+
+
+@numba.njit(cache=True, nogil=True)
+def _assign_by_cell(
+    points, porder, pstart, px0, py0, psize, pnx, pny, centres, order, start, x0, y0, size, nx, ny, dist, idx, lo, hi
+):
+    """Nearest centre of the points in point cells ``lo:hi``: per cell, the candidates within the bound
+    of :meth:`PointGrid.nearest`, then each point against those candidates only."""
+    one_d = np.empty(1)
+    one_i = np.empty(1, np.int64)
+    probe = np.empty((1, 2))
+    k = centres.shape[0]
+    candidates = np.empty(k, np.int64)
+    for c in range(lo, hi):
+        if pstart[c + 1] == pstart[c]:
+            continue
+        gx, gy = c // pny, c % pny
+        mx, my = px0 + (gx + 0.5) * psize, py0 + (gy + 0.5) * psize
+        probe[0, 0], probe[0, 1] = mx, my
+        _assign(probe, centres, order, start, x0, y0, size, nx, ny, one_d, one_i, 0, 1)
+        reach = one_d[0] + 0.7071067811865476 * psize * (1.0 + 1e-9)
+        rx0, rx1 = px0 + gx * psize, px0 + (gx + 1) * psize
+        ry0, ry1 = py0 + gy * psize, py0 + (gy + 1) * psize
+        # centre-grid cells that can hold a centre within `reach` of the point cell's rectangle
+        ax0 = min(max(int((rx0 - reach - x0) / size), 0), nx - 1)
+        ax1 = min(max(int((rx1 + reach - x0) / size), 0), nx - 1)
+        ay0 = min(max(int((ry0 - reach - y0) / size), 0), ny - 1)
+        ay1 = min(max(int((ry1 + reach - y0) / size), 0), ny - 1)
+        m = 0
+        reach2 = reach * reach
+        for cx in range(ax0, ax1 + 1):
+            for cy in range(ay0, ay1 + 1):
+                cc = cx * ny + cy
+                for t in range(start[cc], start[cc + 1]):
+                    j = order[t]
+                    ddx = max(rx0 - centres[j, 0], 0.0, centres[j, 0] - rx1)
+                    ddy = max(ry0 - centres[j, 1], 0.0, centres[j, 1] - ry1)
+                    if ddx * ddx + ddy * ddy <= reach2:
+                        candidates[m] = j
+                        m += 1
+        for t in range(pstart[c], pstart[c + 1]):
+            i = porder[t]
+            qx, qy = points[i, 0], points[i, 1]
+            best, best_j = np.inf, -1
+            for u in range(m):
+                j = candidates[u]
+                dx = qx - centres[j, 0]
+                dy = qy - centres[j, 1]
+                d2 = dx * dx + dy * dy
+                if d2 < best or (d2 == best and j < best_j):
+                    best, best_j = d2, j
+            dist[i] = np.sqrt(best)
+            idx[i] = best_j

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import optimize
 from scipy.spatial import cKDTree
 
-from .assign import nearest_centres
+from .assign import PointGrid
 from .knn import EXACT_MAX_DIMS, NeighbourIndex, kdtree_query
 from .seeding import seed_centres
 
@@ -112,14 +112,13 @@ def place_probes(
 def lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, max_iter: int = 100, tol: float = 1e-4):
     """Weighted Lloyd iterations, until the centres move less than ``tol`` x the points' mean variance
     (scikit-learn's criterion). Empty centres are re-seeded at the worst-served points. Points are
-    assigned to their nearest centre on a grid in 2-d (:mod:`~lava_sc._core.assign`, exact), with a
-    KD-tree otherwise."""
+    assigned to their nearest centre on grids in 2-d (:class:`~lava_sc._core.assign.PointGrid`,
+    exact), with a KD-tree otherwise."""
     k, d = centres.shape
     tol_abs = tol * float(np.mean(np.var(points, axis=0)))
-    if d == 2:
-        points = np.ascontiguousarray(points, dtype=np.float64)
+    grid = PointGrid(points, k) if d == 2 else None
     for _ in range(max_iter):
-        dist, nearest = nearest_centres(points, centres) if d == 2 else kdtree_query(cKDTree(centres), points, 1)
+        dist, nearest = grid.nearest(centres) if grid is not None else kdtree_query(cKDTree(centres), points, 1)
         mass = np.bincount(nearest, weights=weights, minlength=k)
         moved = np.column_stack([np.bincount(nearest, weights=weights * points[:, q], minlength=k) for q in range(d)])
         new = centres.copy()

@@ -52,3 +52,20 @@ def test_chunks_on_threads_give_the_one_call_answer(monkeypatch):
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(whole[1], kdtree(points, centres)[1])
+
+
+@pytest.mark.parametrize(("n", "k"), [(6000, 90), (20_000, 300), (60_000, 900), (500, 1)])
+def test_point_grid_gives_the_kdtree_answer_iteration_after_iteration(n, k):
+    """Lloyd's use: one grid of the points, centres that move between calls (and some far outside)."""
+    rng = np.random.default_rng(n)
+    points = np.concatenate(
+        [rng.normal(c, s, (n // 4, 2)) for c, s in zip(rng.uniform(-9, 9, (4, 2)), (0.05, 0.5, 1, 3), strict=True)]
+    )
+    grid = assign.PointGrid(points, k)
+    centres = points[rng.choice(len(points), k, replace=False)]
+    for step in range(3):
+        dist, idx = grid.nearest(centres)
+        ref_dist, ref_idx = kdtree(points, centres)
+        np.testing.assert_array_equal(dist, ref_dist)
+        np.testing.assert_array_equal(idx, ref_idx)
+        centres = centres + rng.normal(0, 0.3 * (step + 1), centres.shape)
