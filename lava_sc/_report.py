@@ -138,9 +138,22 @@ def write_report(
         sections.append(_differential_overview(adata, key, params.get("differential", {})))
         nav.append(("differential", "Differential activity"))
     genes = get.module_genes(adata, key)
+    limits = _activity_limits(get.activity(adata, key=key))
     for name in _progress(names, "report"):
         sections.append(
-            _module(adata, key, name, anchors[name], summary, genes, basis, groupby, has_differential, has_enrichment)
+            _module(
+                adata,
+                key,
+                name,
+                anchors[name],
+                summary,
+                genes,
+                basis,
+                groupby,
+                limits,
+                has_differential,
+                has_enrichment,
+            )
         )
     nav += [(anchors[name], name) for name in names]
     sections.append(_parameters(params))
@@ -252,7 +265,14 @@ def _differential_overview(adata, key: str, record: dict) -> str:
     )
 
 
-def _module(adata, key, name, anchor, summary, genes, basis, groupby, has_differential, has_enrichment) -> str:
+def _activity_limits(activity) -> tuple[float | None, float | None]:
+    """One colour scale for every module's panel (the range of all modules' activity), so that colours
+    compare between modules."""
+    every = activity.to_numpy(dtype=float)
+    return (float(np.nanmin(every)), float(np.nanmax(every))) if np.isfinite(every).any() else (None, None)
+
+
+def _module(adata, key, name, anchor, summary, genes, basis, groupby, limits, has_differential, has_enrichment) -> str:
     from . import get, pl
     from .tl._populations import MIXED_SHARE_FLAG as mixed_flag
 
@@ -264,19 +284,13 @@ def _module(adata, key, name, anchor, summary, genes, basis, groupby, has_differ
             size += f"; active mostly in {row['where_active'].iloc[0] or 'no cell'}"
             if "mixed_share" in row.columns and float(row["mixed_share"].iloc[0]) >= mixed_flag:
                 size += " (mixed localities: read where it is active with care)"
-        elif "top_group" in row.columns and not h.is_missing(row["top_group"].iloc[0]):
-            size += f"; highest mean activity in {row['top_group'].iloc[0]}"
-            if "mixed_share" in row.columns and float(row["mixed_share"].iloc[0]) >= mixed_flag:
-                size += " (mixed: read the top group with care)"
     mine = genes.loc[genes["module"].astype(str) == name].sort_values("score", ascending=False, kind="stable")
     chips = "".join(
         f'<span title="score {h.esc(f"{s:.2f}")}">{h.esc(g)}</span>'
         for g, s in zip(mine["gene"].astype(str), mine["score"].astype(float), strict=True)
     )
     labels = summary.attrs.get("groupby") or "auto"  # named explicitly: pl.activity logs its 'auto' choice
-    # one colour scale for every module's panel, so that colours compare between modules
-    every = get.activity(adata, key=key).to_numpy(dtype=float)
-    lo, hi = (float(np.nanmin(every)), float(np.nanmax(every))) if np.isfinite(every).any() else (None, None)
+    lo, hi = limits
     activity, a_error = _png(
         lambda: pl.activity(
             adata, name, basis=basis, key=key, groupby=groupby, labels=labels, vmin=lo, vmax=hi, show=False

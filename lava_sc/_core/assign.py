@@ -1,11 +1,12 @@
-"""Nearest centre of every point in 2-d, on a grid of the centres: the assignment step of Lloyd.
+"""Nearest centre of every point in 2-d, on grids: the assignment step of Lloyd.
 
 A KD-tree query costs about half a microsecond per point whatever the number of centres (6,000
 points against 90 centres: 3 ms), which made the assignment most of probe placement. Here the
-centres are bucketed into a uniform grid over the points' bounding box (about two centres per
-cell), and each point searches square rings of cells around its own until the nearest centre found
-is closer than anything outside the searched block: exact, and about the cost of a few distance
-evaluations per point.
+points of a Lloyd run are sorted once into square cells (:class:`PointGrid`); at each iteration the
+centres are bucketed into a grid of their own (about half a centre per cell), the centre nearest
+each point cell's middle is found by searching square rings of centre cells, and the cell's points
+are compared only with the centres that this bound allows: exact, and a few distance evaluations
+per point.
 
 The squared distance is accumulated as ``(x - cx)^2 + (y - cy)^2`` and its square root returned, as
 :meth:`scipy.spatial.cKDTree.query` does, so the distances (and the assignments, away from exact
@@ -15,32 +16,16 @@ ties, which go to the lowest centre index here) are the KD-tree's.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
+from .knn import run_in_chunks
+
 #: centres per grid cell, on average
 CENTRES_PER_CELL = 0.5
-#: points assigned per unit of work handed to a thread
-CHUNK = 16_384
 #: a :class:`PointGrid` assigns its points on threads from this many points (below, one call is faster)
 THREADS_ABOVE = 50_000
-
-
-def nearest_centres(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance to, and index of, the nearest of ``centres`` for each of ``points`` (both ``(n, 2)``).
-
-    Chunks of points run on threads (the kernel releases the GIL); on Ctrl-C the chunks not started
-    are cancelled and the running ones finish before the interrupt propagates.
-    """
-    points = np.ascontiguousarray(points, dtype=np.float64)
-    centres = np.ascontiguousarray(centres, dtype=np.float64)
-    grid = centre_grid(points, centres)
-    n = len(points)
-    dist, idx = np.empty(n), np.empty(n, dtype=np.intp)
-    _on_threads(n, lambda lo, hi: _assign(points, centres, *grid, dist, idx, lo, hi))
-    return dist, idx
 
 
 class PointGrid:
@@ -62,7 +47,7 @@ class PointGrid:
         self.start = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.nx * self.ny))])
 
     def nearest(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`nearest_centres` of the grid's points, the same answer in a fraction of the work.
+        """Distance to, and index of, the nearest of ``centres`` for each of the grid's points.
 
         For a cell with centre ``m`` and half-diagonal ``h``, and ``c0`` the centre nearest ``m``, every
         point ``x`` of the cell has its nearest centre within ``|x - c0| <= h + |m - c0|``: only the
@@ -80,26 +65,8 @@ class PointGrid:
             _assign_by_cell(self.points, self.order, self.start, *geometry, centres, *grid, dist, idx, lo, hi)
 
         threads = os.cpu_count() or 1
-        _on_threads(n_cells, run, chunk=n_cells if n < THREADS_ABOVE else -(-n_cells // (4 * threads)))
+        run_in_chunks(n_cells, n_cells if n < THREADS_ABOVE else -(-n_cells // (4 * threads)), run)
         return dist, idx
-
-
-def _on_threads(n: int, work, chunk: int | None = None) -> None:
-    """``work(lo, hi)`` over ``range(n)`` in chunks of ``chunk`` on threads (one call when it is one chunk)."""
-    chunk = CHUNK if chunk is None else chunk
-    if n <= chunk:
-        work(0, n)
-        return
-    starts = range(0, n, chunk)
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(starts))) as pool:
-        futures = [pool.submit(work, s, min(n, s + chunk)) for s in starts]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
 
 
 def centre_grid(points: np.ndarray, centres: np.ndarray):
@@ -140,6 +107,12 @@ def _bucket(points, centres, per_cell):
     return order, start, x0, y0, size, nx, ny
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _closer(d2, j, best, best_j):
+    """Whether centre ``j`` at squared distance ``d2`` beats the best so far (ties: the lower index)."""
+    return d2 < best or (d2 == best and j < best_j)
+
+
 @numba.njit(cache=True, nogil=True)
 def _assign(points, centres, order, start, x0, y0, size, nx, ny, dist, idx, lo, hi):
     """Nearest centre of points ``lo:hi`` by ring search on the centre grid (see the module docstring)."""
@@ -161,7 +134,7 @@ def _assign(points, centres, order, start, x0, y0, size, nx, ny, dist, idx, lo, 
                         dx = px - centres[j, 0]
                         dy = py - centres[j, 1]
                         d2 = dx * dx + dy * dy
-                        if d2 < best or (d2 == best and j < best_j):
+                        if _closer(d2, j, best, best_j):
                             best, best_j = d2, j
             # every centre outside the searched block is at least `gap` away
             gap = min(
@@ -225,7 +198,7 @@ def _assign_by_cell(
                 dx = qx - centres[j, 0]
                 dy = qy - centres[j, 1]
                 d2 = dx * dx + dy * dy
-                if d2 < best or (d2 == best and j < best_j):
+                if _closer(d2, j, best, best_j):
                     best, best_j = d2, j
             dist[i] = np.sqrt(best)
             idx[i] = best_j

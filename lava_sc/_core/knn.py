@@ -58,13 +58,26 @@ def kdtree_query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray,
     shape = (n,) if k == 1 else (n, k)
     dist, idx = np.empty(shape), np.empty(shape, dtype=np.intp)
 
-    def one(start: int) -> None:
-        stop = min(n, start + QUERY_CHUNK)
+    def one(start: int, stop: int) -> None:
         dist[start:stop], idx[start:stop] = tree.query(points[start:stop], k=k)
 
-    starts = range(0, n, QUERY_CHUNK)
+    run_in_chunks(n, QUERY_CHUNK, one)
+    return dist, idx
+
+
+def run_in_chunks(n: int, chunk: int, work) -> None:
+    """``work(lo, hi)`` over ``range(n)`` in chunks of ``chunk``, on threads when there is more than one.
+
+    ``work`` must release the GIL to run in parallel (numba ``nogil`` kernels, cKDTree queries). On
+    Ctrl-C the chunks not started are cancelled and the running ones finish before the interrupt
+    propagates, so no thread keeps writing into arrays the caller has dropped.
+    """
+    if n <= chunk:
+        work(0, n)
+        return
+    starts = range(0, n, chunk)
     with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(starts))) as pool:
-        futures = [pool.submit(one, s) for s in starts]
+        futures = [pool.submit(work, s, min(n, s + chunk)) for s in starts]
         try:
             for future in futures:
                 future.result()
@@ -72,7 +85,6 @@ def kdtree_query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray,
             for future in futures:
                 future.cancel()
             raise
-    return dist, idx
 
 
 class NeighbourIndex:

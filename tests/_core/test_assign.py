@@ -7,11 +7,15 @@ import pytest
 from scipy.spatial import cKDTree
 
 from lava_sc._core import assign
-from lava_sc._core.assign import nearest_centres
 
 
 def kdtree(points, centres):
     return cKDTree(centres).query(points, k=1)
+
+
+def nearest_centres(points, centres):
+    """One assignment, as Lloyd makes it: a grid of the points, then the nearest of the centres."""
+    return assign.PointGrid(points, len(centres)).nearest(centres)
 
 
 @pytest.mark.parametrize(
@@ -45,9 +49,9 @@ def test_ties_go_to_the_lowest_centre_index():
 
 def test_chunks_on_threads_give_the_one_call_answer(monkeypatch):
     rng = np.random.default_rng(0)
-    points, centres = rng.random((50_000, 2)), rng.random((700, 2))
-    whole = nearest_centres(points, centres)
-    monkeypatch.setattr(assign, "CHUNK", 997)
+    points, centres = rng.random((40_000, 2)), rng.random((700, 2))
+    whole = nearest_centres(points, centres)  # below THREADS_ABOVE: one call
+    monkeypatch.setattr(assign, "THREADS_ABOVE", 1000)
     chunked = nearest_centres(points, centres)
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a, b)
