@@ -13,7 +13,7 @@ Layout written by the tools (``key`` defaults to ``"lava"``)::
     uns[key]["pairs"]                DataFrame, one row per sketch column: gene_a, gene_b, support, mean_r
     uns[key]["correlations"]         dict of diagnostics (tests, discoveries, thresholds)
     uns[key]["modules"]              DataFrame: module, gene_a, gene_b, weight, support
-    uns[key]["module_genes"]         DataFrame: module, gene, score
+    uns[key]["module_genes"]         DataFrame: module, gene, score, sign
     uns[key]["locality_activity"]    DataFrame, localities x modules
     uns[key]["locality_support"]     DataFrame, localities x modules, share of pair weight significant
     uns[key]["enrichment"]           DataFrame: module, gene_set, overlap, ..., pvalue, qvalue, genes

@@ -75,7 +75,7 @@ def test_demo_tables(demo):
     genes = pd.read_csv(out / "module_genes.csv")
     activity = pd.read_csv(out / "activity.csv", index_col=0)
     assert list(modules.columns) == ["module", "gene_a", "gene_b", "weight", "support"]
-    assert list(genes.columns) == ["module", "gene", "score"]
+    assert list(genes.columns) == ["module", "gene", "score", "sign"]
     assert len(modules) > 0 and len(genes) > 0
     assert activity.shape[0] == 700
     assert list(activity.columns) == sorted(set(modules["module"]), key=lambda m: int(m[1:]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -12,9 +13,11 @@ from .._validate import check_adata, check_float, check_key
 
 @doc()
 def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None = None) -> pd.DataFrame:
-    """The modules' genes as a decoupler-style net: ``source`` (module), ``target`` (gene), ``weight`` (score).
+    """The modules' genes as a decoupler-style net: ``source`` (module), ``target`` (gene), ``weight``.
 
-    ``weight`` is the gene's score in its module (1 = the module's most connected gene). The net feeds
+    ``weight`` is the gene's score in its module (1 = the module's most connected gene) times its
+    ``sign``: negative for the genes on the anti-correlated side of a signed module (see
+    :func:`lava_sc.get.module_genes`), so a signed module scores as one programme. The net feeds
     decoupler (``dc.mt.ulm(data, net)``), :func:`lava_sc.io.write_gmt`, :func:`lava_sc.tl.enrich` and
     :func:`lava_sc.tl.score` (to score the modules on another dataset).
 
@@ -23,7 +26,8 @@ def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None
     {adata_modules}
     {key}
     min_score
-        Keep only genes scoring at least this much in their module (``None``: all genes).
+        Keep only genes scoring at least this much in their module, ``|weight| >= min_score``
+        (``None``: all genes).
 
     Examples
     --------
@@ -41,9 +45,16 @@ def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None
         {
             "source": table["module"].astype(str).to_numpy(dtype=object),
             "target": table["gene"].astype(str).to_numpy(dtype=object),
-            "weight": table["score"].to_numpy(dtype=float),
+            "weight": table["score"].to_numpy(dtype=float) * signs(table),
         }
     )
     if min_score is not None:
-        net = net.loc[net["weight"] >= min_score]
+        net = net.loc[net["weight"].abs() >= min_score]
     return net.reset_index(drop=True)
+
+
+def signs(table: pd.DataFrame) -> np.ndarray:
+    """Each gene's side in its module; +1 throughout for results stored before modules had a ``sign``."""
+    if "sign" not in table.columns:
+        return np.ones(len(table))
+    return np.where(table["sign"].to_numpy(dtype=float) < 0, -1.0, 1.0)

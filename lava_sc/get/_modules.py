@@ -31,7 +31,12 @@ def modules(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame:
 
 @doc()
 def module_genes(adata: AnnData, key: str = DEFAULT_KEY) -> pd.DataFrame:
-    """The genes of each module: ``module, gene, score`` (score 1 = the module's most connected gene).
+    """The genes of each module: ``module, gene, score, sign``.
+
+    ``score`` is the gene's weighted degree in the module, ``sum |w|`` over its pairs, scaled so the
+    module's most connected gene scores 1. ``sign`` is the gene's side: +1 for the genes that rise with
+    the module's hub gene, -1 for those that fall as it rises (anti-correlated pairs, found with
+    ``tl.correlations(alternative="two-sided")``); a module of correlated pairs only is all +1.
 
     Parameters
     ----------

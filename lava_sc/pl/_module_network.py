@@ -22,6 +22,7 @@ from ._utils import check_results, finish, module_gene_table, module_pair_table,
 
 _LAYOUTS = ("fr", "kk", "circle")
 _EDGE_COLOUR = "#4a5a6a"
+_NEGATIVE_EDGE_COLOUR = "#2166ac"  # anti-correlated pairs of a signed module
 
 
 @doc(figure="lava_module_network_<module>.png")
@@ -42,7 +43,9 @@ def module_network(
 
     Nodes are the module's genes, sized and coloured by their score (1 = the module's hub gene);
     edges are its gene pairs, wider for a higher ``weight`` (mean correlation where the pair is
-    significant) and more opaque for a higher ``support`` (number of localities where it is).
+    significant) and more opaque for a higher ``support`` (number of localities where it is);
+    anti-correlated pairs (negative ``weight``, from ``tl.correlations(alternative="two-sided")``)
+    are drawn in blue.
     The layout is computed with igraph and drawn with matplotlib only.
 
     Parameters
@@ -82,10 +85,12 @@ def module_network(
     keep = pairs["gene_a"].isin(index) & pairs["gene_b"].isin(index) & (pairs["gene_a"] != pairs["gene_b"])
     pairs = pairs.loc[keep]
     edges = np.column_stack([pairs["gene_a"].map(index), pairs["gene_b"].map(index)]).astype(np.int64)
-    weight = np.abs(pairs["weight"].to_numpy(dtype=np.float64))
+    signed_weight = pairs["weight"].to_numpy(dtype=np.float64)
+    weight = np.abs(signed_weight)
     support = pairs["support"].to_numpy(dtype=np.float64)
 
-    pos = _layout(len(names), edges, weight, layout, random_state)
+    # anti-correlated pairs pull weakly, so a signed module's two sides are laid out apart
+    pos = _layout(len(names), edges, np.where(signed_weight < 0, 0.1 * weight, weight), layout, random_state)
 
     ax_given = ax is not None
     ax = new_axes(ax, (6.4, 6.2))
@@ -106,9 +111,11 @@ def module_network(
     if len(edges):
         w_lo, w_hi = weight.min(), weight.max()
         handles = [
-            Line2D([], [], color=_EDGE_COLOUR, lw=_width(np.array([w]), w_lo, w_hi)[0], label=f"r = {w:.2f}")
+            Line2D([], [], color=_EDGE_COLOUR, lw=_width(np.array([w]), w_lo, w_hi)[0], label=f"|r| = {w:.2f}")
             for w in sorted({w_lo, w_hi})
         ]
+        if (signed_weight < 0).any():
+            handles.append(Line2D([], [], color=_NEGATIVE_EDGE_COLOUR, lw=2, label="anti-correlated (r < 0)"))
         handles.append(
             Line2D(
                 [], [], color="none", label=f"opacity: found in {int(support.min())}–{int(support.max())} localities"
@@ -136,7 +143,9 @@ def module_network(
 
     if len(edges):
         alpha = 0.2 + 0.7 * _unit(support, support.min(), support.max())
-        rgba = np.tile(mcolors.to_rgba(_EDGE_COLOUR), (len(edges), 1))
+        rgba = np.array(
+            [mcolors.to_rgba(_NEGATIVE_EDGE_COLOUR if w < 0 else _EDGE_COLOUR) for w in signed_weight]
+        ).reshape(len(edges), 4)
         rgba[:, 3] = alpha
         order = np.argsort(weight, kind="stable")  # strongest edges on top
         ax.add_collection(

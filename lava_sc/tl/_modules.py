@@ -15,6 +15,7 @@ from .._adata import covariates, ensure_localities, gene_columns, invalidate, ne
 from .._core.modules import (
     cell_activity,
     gene_scores,
+    gene_sides,
     leiden_pair_modules,
     merge_overlapping,
     module_support,
@@ -134,7 +135,7 @@ def modules(
     Returns
     -------
     ``None`` or the copy. Writes ``uns[key]["modules"]`` (``module, gene_a, gene_b, weight, support``),
-    ``uns[key]["module_genes"]`` (``module, gene, score``), ``uns[key]["locality_activity"]``
+    ``uns[key]["module_genes"]`` (``module, gene, score, sign``), ``uns[key]["locality_activity"]``
     (localities x modules: weighted mean correlation of the module's pairs in each locality),
     ``uns[key]["locality_support"]`` (localities x modules: the share of the module's pair weight found
     significant, with the module's sign, by the permutation test in each locality; the module is
@@ -337,7 +338,7 @@ def prune_to_core_genes(labels: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> n
 
 
 def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The pair table (module, gene_a, gene_b, weight, support) and the gene table (module, gene, score)."""
+    """The pair table (module, gene_a, gene_b, weight, support) and the gene table (module, gene, score, sign)."""
     in_module = np.flatnonzero(labels >= 0)
     weight = pairs["mean_r"].to_numpy(dtype=np.float64)
     support = pairs["support"].to_numpy(dtype=np.int64)
@@ -356,10 +357,11 @@ def module_tables(labels, ga, gb, pairs: pd.DataFrame, gene_names, names) -> tup
     for m, name in enumerate(names):
         sel = labels == m
         score = gene_scores(ga[sel], gb[sel], weight[sel] * support[sel], len(gene_names))
+        sides = gene_sides(ga[sel], gb[sel], weight[sel] * support[sel], len(gene_names))
         for g in np.argsort(-score, kind="stable"):
             if score[g] > 0:
-                rows.append((name, str(gene_names[g]), float(score[g])))
-    gene_table = pd.DataFrame(rows, columns=["module", "gene", "score"])
+                rows.append((name, str(gene_names[g]), float(score[g]), int(sides[g])))
+    gene_table = pd.DataFrame(rows, columns=["module", "gene", "score", "sign"])
     for df in (table, gene_table):
         df["module"] = pd.Categorical(df["module"], categories=names)
     return table, gene_table

@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from .. import _logging as logg
 from .._adata import ensure_localities, gene_columns, nearest_probe, warn_if_counts, writable
-from .._core.modules import cell_activity, gene_scores
+from .._core.modules import cell_activity, gene_scores, gene_sides
 from .._core.score import module_locality_activity
 from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys, locality_names
@@ -46,7 +46,7 @@ class ModulePairs:
     module: np.ndarray
     weight: np.ndarray
     support: np.ndarray
-    scores: pd.DataFrame | None  # module, gene, score when the input carried gene scores
+    scores: pd.DataFrame | None  # module, gene, score, sign when the input carried gene scores or signs
     source: str
 
     def subset(self, keep: np.ndarray) -> ModulePairs:
@@ -100,7 +100,10 @@ def score(
         * gene sets: a ``dict`` name -> genes, a GMT file path, a module-genes table (``module,
           gene``, optional ``score``, as from :func:`lava_sc.get.module_genes`) or a decoupler net
           (``source, target``, optional ``weight``, as from :func:`lava_sc.get.gene_sets`). Every
-          pair of a set's genes is scored with weight 1 (sets of at most 1,000 genes).
+          pair of a set's genes is scored with weight ``s_a s_b``, the product of the two genes'
+          signs (the ``sign`` column of a module-genes table, or the sign of a net's ``weight``;
+          +1 when absent), so a signed module's anti-correlated halves count for it (sets of at
+          most 1,000 genes).
 
         Module names must be strings. Pairs with a gene missing from ``adata.var_names`` are
         dropped with a warning; a module left without pairs gets NaN activity (with a warning) and
@@ -124,7 +127,7 @@ def score(
     ``None`` or the copy. Writes ``obsm[f"{key_added}_activity"]`` (DataFrame cells x modules) and
     ``uns[key_added]`` with ``locality_activity`` (localities x modules), ``modules`` (the pairs
     scored: ``module, gene_a, gene_b, weight, support``; support 0 for gene-set input),
-    ``module_genes`` (``module, gene, score``) and ``params``, so that
+    ``module_genes`` (``module, gene, score, sign``) and ``params``, so that
     ``lava_sc.get.activity(adata, key=key_added)`` and ``lava_sc.pl.activity(adata, key=key_added)``
     work on the scores.
 
@@ -254,6 +257,8 @@ def sets_from_frame(frame: pd.DataFrame) -> tuple[dict[str, list[str]], pd.DataF
     """Gene sets (and gene scores when present) from a module-genes table or a decoupler net."""
     if {"module", "gene"} <= set(frame.columns):
         net = frame.rename(columns={"module": "source", "gene": "target", "score": "weight"})
+        if "sign" in net.columns:
+            net = net.assign(weight=numeric_column(net, "weight", 1.0) * np.sign(numeric_column(net, "sign", 1.0)))
     elif {"source", "target"} <= set(frame.columns):
         net = frame
     else:
@@ -265,14 +270,15 @@ def sets_from_frame(frame: pd.DataFrame) -> tuple[dict[str, list[str]], pd.DataF
     sets = as_gene_sets(net, allow_path=False, what="modules")
     if "weight" not in net.columns:
         return sets, None
+    weight = numeric_column(net, "weight", 1.0)
     scores = pd.DataFrame(
-        {"module": net["source"], "gene": net["target"], "score": numeric_column(net, "weight", 1.0)}
+        {"module": net["source"], "gene": net["target"], "score": np.abs(weight), "sign": np.where(weight < 0, -1, 1)}
     ).drop_duplicates(["module", "gene"])
     return sets, scores
 
 
 def pairs_from_sets(sets: dict[str, list[str]], scores: pd.DataFrame | None, *, source: str) -> ModulePairs:
-    """Every pair of each set's genes, weight 1."""
+    """Every pair of each set's genes, weighted by the product of the genes' signs (1 without signs)."""
     too_big = {name: len(genes) for name, genes in sets.items() if len(genes) > MAX_SET_GENES}
     if too_big:
         raise ValueError(
@@ -288,10 +294,15 @@ def pairs_from_sets(sets: dict[str, list[str]], scores: pd.DataFrame | None, *, 
         parts_m.append(np.full(len(ia), code, dtype=np.int64))
     gene_a = np.concatenate(parts_a).astype(str)
     gene_b = np.concatenate(parts_b).astype(str)
-    n = len(gene_a)
-    return ModulePairs(
-        list(sets), gene_a, gene_b, np.concatenate(parts_m), np.ones(n), np.zeros(n, np.int64), scores, source
-    )
+    module = np.concatenate(parts_m)
+    weight = np.ones(len(gene_a))
+    if scores is not None:
+        names = np.asarray(list(sets), dtype=object)
+        side = pd.Series(scores["sign"].to_numpy(), index=pd.MultiIndex.from_arrays([scores["module"], scores["gene"]]))
+        side_a = side.reindex(pd.MultiIndex.from_arrays([names[module], gene_a])).fillna(1).to_numpy()
+        side_b = side.reindex(pd.MultiIndex.from_arrays([names[module], gene_b])).fillna(1).to_numpy()
+        weight = (side_a * side_b).astype(np.float64)
+    return ModulePairs(list(sets), gene_a, gene_b, module, weight, np.zeros(len(gene_a), np.int64), scores, source)
 
 
 def drop_missing(pairs: ModulePairs, var_names: pd.Index) -> ModulePairs:
@@ -307,7 +318,7 @@ def drop_missing(pairs: ModulePairs, var_names: pd.Index) -> ModulePairs:
         )
     pairs = pairs.subset(keep)
     n_pairs = np.bincount(pairs.module, minlength=len(pairs.names))
-    total = np.bincount(pairs.module, weights=pairs.weight, minlength=len(pairs.names))
+    total = np.bincount(pairs.module, weights=np.abs(pairs.weight), minlength=len(pairs.names))
     empty = [name for name, n in zip(pairs.names, n_pairs, strict=True) if n == 0]
     if len(empty) == len(pairs.names):
         raise ValueError(
@@ -321,7 +332,10 @@ def drop_missing(pairs: ModulePairs, var_names: pd.Index) -> ModulePairs:
         )
     zero = [n for n, c, t in zip(pairs.names, n_pairs, total, strict=True) if c > 0 and t == 0]
     if zero:
-        raise ValueError(f"The pair weights of module(s) {zero} sum to 0, so no weighted mean exists; rescale them.")
+        raise ValueError(
+            f"The pair weights of module(s) {zero} are all 0, so no weighted mean exists; give the pairs "
+            "non-zero weights (negative for anti-correlated pairs)."
+        )
     return pairs
 
 
@@ -350,7 +364,7 @@ def locality_activity(values, var_names: pd.Index, membership: sp.csc_matrix, pa
 
 
 def score_tables(pairs: ModulePairs) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The scored pairs (``module, gene_a, gene_b, weight, support``) and genes (``module, gene, score``)."""
+    """The scored pairs (``module, gene_a, gene_b, weight, support``) and genes (``module, gene, score, sign``)."""
     names = pairs.names
     table = pd.DataFrame(
         {
@@ -368,14 +382,16 @@ def score_tables(pairs: ModulePairs) -> tuple[pd.DataFrame, pd.DataFrame]:
         genes, inverse = np.unique(np.concatenate([pairs.gene_a[sel], pairs.gene_b[sel]]), return_inverse=True)
         n = int(sel.sum())
         deg = gene_scores(inverse[:n], inverse[n:], strength[sel], len(genes))
+        sides = gene_sides(inverse[:n], inverse[n:], strength[sel], len(genes))
         given = None
         if pairs.scores is not None:
             sub = pairs.scores.loc[pairs.scores["module"] == name]
             given = pd.Series(sub["score"].to_numpy(), index=sub["gene"].to_numpy())
+            sides = pd.Series(sub["sign"].to_numpy(), index=sub["gene"].to_numpy()).reindex(genes).fillna(1).to_numpy()
         values = deg if given is None else given.reindex(genes).fillna(0.0).to_numpy()
         for g in np.argsort(-values, kind="stable"):
-            rows.append((name, str(genes[g]), float(values[g])))
-    genes_table = pd.DataFrame(rows, columns=["module", "gene", "score"])
+            rows.append((name, str(genes[g]), float(values[g]), int(sides[g])))
+    genes_table = pd.DataFrame(rows, columns=["module", "gene", "score", "sign"])
     genes_table["module"] = pd.Categorical(genes_table["module"], categories=names)
     return table, genes_table
 

@@ -74,7 +74,7 @@ def test_tables_and_activity_layout(planted_lava):
     assert list(mods.columns) == ["module", "gene_a", "gene_b", "weight", "support"]
     assert (mods["support"] >= 2).all() and (mods["weight"] > 0).all()
     genes = lv.get.module_genes(planted_lava)
-    assert list(genes.columns) == ["module", "gene", "score"]
+    assert list(genes.columns) == ["module", "gene", "score", "sign"]
     assert genes.groupby("module", observed=True)["score"].max().eq(1).all()
     names = list(genes["module"].cat.categories)
     assert names == [f"M{i + 1}" for i in range(len(names))]

@@ -33,7 +33,52 @@ def test_realistic_atlas_programmes_are_recovered(atlas_lava):
         assert jac[program] >= 0.8, program
         assert auroc[program] >= 0.9, program
     # signed = two anti-correlated halves; alternative="greater" finds each half as its own module
+    # (two-sided testing keeps it whole: test_two_sided_testing_keeps_a_signed_programme_whole...)
     assert jac["signed"] >= 0.4
+
+
+@pytest.fixture(scope="module")
+def atlas_two_sided(atlas_lava):
+    adata = atlas_lava.copy()
+    lv.tl.correlations(adata, alternative="two-sided", random_state=0)
+    lv.tl.modules(adata, random_state=0)
+    return adata
+
+
+def test_two_sided_testing_keeps_a_signed_programme_whole_with_its_halves_as_signs(atlas_two_sided):
+    table, summary = lv.datasets.recovery(atlas_two_sided)
+    print(f"\ntwo-sided: {summary}\n{table.to_string()}")
+    module = table.set_index("program").loc["signed", "module"]
+    assert table.set_index("program").loc["signed", "jaccard"] >= 0.8
+    genes = lv.get.module_genes(atlas_two_sided)
+    genes = genes.loc[genes["module"] == module].set_index("gene")
+    planted = [g for g in atlas_two_sided.uns["planted"]["signed"] if g in genes.index]
+    half = np.array([int(g.split("_")[1]) < 7 for g in planted])  # the simulator's + half: signed_0..6
+    sign = genes.loc[planted, "sign"].to_numpy()
+    assert half.any() and (~half).any()
+    assert len(set(sign[half])) == 1 and len(set(sign[~half])) == 1 and sign[half][0] == -sign[~half][0]
+    # all other modules are programmes of correlated genes only
+    others = lv.get.module_genes(atlas_two_sided)
+    assert (others.loc[others["module"] != module, "sign"] == 1).mean() > 0.9
+
+
+def test_a_signed_module_transfers_through_its_signed_gene_set(atlas_two_sided):
+    """get.gene_sets carries the sign; tl.score weights each pair by s_a s_b, so the halves add up."""
+    table, _ = lv.datasets.recovery(atlas_two_sided)
+    module = table.set_index("program").loc["signed", "module"]
+    net = lv.get.gene_sets(atlas_two_sided)
+    net = net.loc[net["source"] == module]
+    assert (net["weight"] < 0).any() and (net["weight"] > 0).any()
+    active = atlas_two_sided.obs["active_signed"].to_numpy(dtype=bool)
+    aurocs = {}
+    for name, given in {"signed": net, "unsigned": net.assign(weight=net["weight"].abs())}.items():
+        scored = atlas_two_sided.copy()
+        lv.tl.score(scored, given, key="lava", key_added="transfer")
+        act = lv.get.activity(scored, key="transfer")[module].to_numpy()
+        ranks = pd.Series(act).rank().to_numpy()
+        aurocs[name] = (ranks[active].sum() - active.sum() * (active.sum() + 1) / 2) / (active.sum() * (~active).sum())
+    print(aurocs)
+    assert aurocs["signed"] >= 0.95 and aurocs["signed"] > aurocs["unsigned"] + 0.1
 
 
 def test_recurring_programme_is_active_in_both_distant_types(atlas_lava):
