@@ -166,8 +166,8 @@ def scaling_markdown(section: dict) -> str:
             f"**{title}**",
             "",
             "| cells | genes | density | data (GiB) | localities (s) | correlations (s) | modules (s) | total (s)"
-            " | peak RSS (GiB) | peak after data / loc / corr / mod | recovered | status |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+            " | floor (s) | total / floor | peak RSS (GiB) | peak after data / loc / corr / mod | recovered | status |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
         ]
         for r in rows:
             p, st = r.get("params", {}), r.get("stages", {})
@@ -183,7 +183,8 @@ def scaling_markdown(section: dict) -> str:
             out.append(
                 f"| {p.get('n_cells', 0):,} | {p.get('n_genes')} | {_s(r.get('density'), 2)}"
                 f" | {_s(r.get('data_nbytes_gib'), 2)} | {_s(st.get('localities'))} | {_s(st.get('correlations'))}"
-                f" | {_s(st.get('modules'))} | {total} | {_s(peak, 2)} | {_stage_peaks(r)} | {_recovered(r)} | {status} |"
+                f" | {_s(st.get('modules'))} | {total} | {_s(r.get('floor_s'))} | {_s(r.get('total_over_floor'), 2)}"
+                f" | {_s(peak, 2)} | {_stage_peaks(r)} | {_recovered(r)} | {status} |"
             )
     if section.get("note"):
         out += ["", section["note"]]

@@ -350,7 +350,23 @@ def worker_scaling(params: dict, rec: Recorder) -> None:
     rec.start_timed()
     total = run_lava_modules(adata, rec)
     recovery = _recovery(adata.uns["planted"], lava_module_genes(adata))
-    rec.done(timed_s=round(total, 3), recovery=recovery, lava=lava_summary(adata))
+    rec.done(timed_s=round(total, 3), recovery=recovery, lava=lava_summary(adata), **pipeline_floor(adata, total))
+
+
+def pipeline_floor(adata, total_s: float) -> dict:
+    """The correlation stage's BLAS floor for this run (``l * n * G^2`` multiply-adds at this machine's
+    best float32 GEMM rate, measured after the run) and the whole pipeline's time over it."""
+    membership = adata.obsm["lava_localities"]
+    n_loc = int(membership.shape[1])
+    n = int(round(membership.nnz / max(n_loc, 1)))
+    g = int(adata.n_vars)
+    gemm = gemm_rate(g, n)["gemm_best"]
+    floor_s = float(membership.nnz) * g * g / gemm
+    return {
+        "floor_s": round(floor_s, 3),
+        "floor_gemm_gmacs": round(gemm / 1e9, 2),
+        "total_over_floor": round(total_s / floor_s, 2),
+    }
 
 
 #: localities of the fidelity part: LAVA's defaults (``tl.localities``: 200 cells, overlap 3)

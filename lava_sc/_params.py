@@ -298,6 +298,7 @@ class CorrelationsSettings(Settings):
     min_abs_r: float
     max_partners: int | None
     remove_dense: bool
+    robust: bool
     fdr_scope: Literal["all", "locality"]
     partial_out: str | list[str] | None
     n_partial_components: int

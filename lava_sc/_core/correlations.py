@@ -69,6 +69,7 @@ class LocalityCandidates:
     gene_a: np.ndarray
     gene_b: np.ndarray
     r: np.ndarray
+    stat: np.ndarray  # the test statistic: r, or its leave-one-out value (SketchOptions.robust)
     stratum: np.ndarray
     null_codes: np.ndarray
     start_bin: int
@@ -300,12 +301,12 @@ def sketch_block(
     if options.pooled:
         start = int(np.searchsorted(level_bins, np.ceil(POOL_START_SD * N_BINS / np.sqrt(n)), side="left"))
         start = min(start, len(level_bins) - 1)
-        ia, ib, r, stratum, null_codes, start_bin = pooled_candidates(
-            c_obs, c_null, z_null, bounds, order, levels, level_bins, start, options.two_sided
+        ia, ib, r, stat, stratum, null_codes, start_bin = pooled_candidates(
+            c_obs, c_null, z, z_null, bounds, order, levels, level_bins, start, options.two_sided, options.robust
         )
-        return LocalityCandidates(ia, ib, r, stratum, null_codes, int(start_bin), int(n_tests), n_dense)
+        return LocalityCandidates(ia, ib, r, stat, stratum, null_codes, int(start_bin), int(n_tests), n_dense)
     ia, ib, r, null_at = significant_pairs(
-        c_obs, c_null, z_null, bounds, order, levels, level_bins, options.fdr, options.two_sided
+        c_obs, c_null, z, z_null, bounds, order, levels, level_bins, options.fdr, options.two_sided, options.robust
     )
     return finish_sketch(ia, ib, r, int(n_tests), null_at, options, n_dense)
 
@@ -330,7 +331,7 @@ def pool_localities(per_locality: list, options: SketchOptions) -> list[Locality
     if not cands:
         return per_locality
     start_bin = max(c.start_bin for c in cands)
-    codes = {id(c): _codes(c.r, c.stratum, options.two_sided) for c in cands}
+    codes = {id(c): _codes(c.stat, c.stratum, options.two_sided) for c in cands}
     obs_codes = np.concatenate(list(codes.values()))
     null_codes = np.concatenate([c.null_codes for c in cands])
     keep_obs = obs_codes % N_BINS >= start_bin
@@ -364,6 +365,7 @@ class SketchOptions:
     max_partners: int | None = 10
     remove_dense: bool = True
     pooled: bool = True
+    robust: bool = True
 
 
 def locality_cells(membership: sp.csc_matrix, loc: int) -> np.ndarray:

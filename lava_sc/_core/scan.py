@@ -147,6 +147,7 @@ def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
     for j in range(c_obs.shape[0]):
         n_fix += j // n
     fix_s = np.empty(n_fix, dtype=np.int64)
+    fix_ij = np.empty((n_fix, 2), dtype=np.int64)
     fix_old = np.empty(n_fix, dtype=np.float32)
     fix_new = np.empty(n_fix, dtype=np.float32)
     f = 0
@@ -165,9 +166,54 @@ def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
                 for m in range(n_levels):
                     null[s, m] += (new >= levels[m]) - (old >= levels[m])
                 fix_s[f], fix_old[f], fix_new[f] = s, old, new
+                fix_ij[f, 0], fix_ij[f, 1] = i, j
                 f += 1
                 i -= n
-    return obs, null, seg_obs, seg_null, fix_s, fix_old, fix_new
+    return obs, null, seg_obs, seg_null, fix_s, fix_ij, fix_old, fix_new
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def leave_one_out(z, i, j, shift, v, two_sided):
+    """Statistic of pair (i, j) robust to one cell: its correlation after removing the cell whose
+    removal lowers it most, ``min(r, min_c r_(-c))`` (two-sided: the same on ``|r|``, towards 0).
+
+    ``r_(-c)`` is Pearson's r of columns ``i`` and ``j`` of ``z`` without row ``c`` (column ``j`` read
+    ``shift`` rows on, cyclically, as the null's self-paired columns are), from the columns' sums:
+    ``cov = (S_xy - x_c y_c) - (S_x - x_c)(S_y - y_c) / (n - 1)`` and likewise the variances. A pair
+    carried by a single cell (a doublet, an outlier) falls to about 0; a pair spread over many cells
+    keeps nearly all of ``r``. ``v`` is the pair's r from the Gram matrix.
+    """
+    n = z.shape[0]
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for c in range(n):
+        x = z[c, i]
+        y = z[(c + shift) % n, j]
+        sx += x
+        sy += y
+        sxx += x * x
+        syy += y * y
+        sxy += x * y
+    sign = -1.0 if (two_sided and v < 0) else 1.0
+    low = sign * v
+    m = n - 1.0
+    for c in range(n):
+        x = z[c, i]
+        y = z[(c + shift) % n, j]
+        ax = sx - x
+        ay = sy - y
+        vx = (sxx - x * x) - ax * ax / m
+        vy = (syy - y * y) - ay * ay / m
+        if vx <= 0.0 or vy <= 0.0:  # a column that only one cell made vary
+            return np.float32(0.0)
+        r = sign * ((sxy - x * y) - ax * ay / m) / math.sqrt(vx * vy)
+        low = r if r < low else low
+    if low < 0.0:
+        low = 0.0
+    return np.float32(sign * low)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -184,18 +230,22 @@ def _starts(obs, null, fdr):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, fdr, forced_start=-1):
+def _scan(c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, n_bins, two_sided, fdr, robust, forced_start=-1):
     """Histograms (from each stratum's start up), observed candidates and start bins of one locality.
 
     ``forced_start >= 0`` starts every stratum at that level instead of the lowest level not ruled
     out by this locality's own counts (pooled thresholds are set over all localities).
 
-    Returns ``h_obs``, ``h_null`` (strata x bins), the candidates' row, column, value and stratum,
-    and the start bin of each stratum (bins below it were not histogrammed and cannot hold the
-    threshold).
+    With ``robust`` the statistic of every pair at or above the start, observed and null alike, is
+    its :func:`leave_one_out` value (``z_obs`` / ``z_null``: the columns behind the two Gram
+    matrices); the start is still found on r, which the robust statistic never exceeds.
+
+    Returns ``h_obs``, ``h_null`` (strata x bins), the candidates' row, column, r, statistic and
+    stratum, and the start bin of each stratum (bins below it were not histogrammed and cannot hold
+    the threshold).
     """
     n_strata = len(bounds) - 1
-    obs, null, seg_obs, seg_null, fix_s, fix_old, fix_new = _count_pass(
+    obs, null, seg_obs, seg_null, fix_s, fix_ij, fix_old, fix_new = _count_pass(
         c_obs, c_null, z_null, bounds, levels, two_sided
     )
     start = _starts(obs, null, fdr)
@@ -210,6 +260,7 @@ def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, 
     ci = np.empty(n_cand, dtype=np.int32)
     cj = np.empty(n_cand, dtype=np.int32)
     cv = np.empty(n_cand, dtype=np.float32)
+    ct = np.empty(n_cand, dtype=np.float32)
     cs = np.empty(n_cand, dtype=np.int32)
     idx = np.empty(c_obs.shape[0] + BLOCK, dtype=np.int64)
     k = 0
@@ -222,20 +273,30 @@ def _scan(c_obs, c_null, z_null, bounds, levels, level_bins, n_bins, two_sided, 
                     seg = c_obs[i0:i1, j]
                     for q in range(_tail_positions(seg, t_start[s], two_sided, idx)):
                         v = seg[idx[q]]
-                        ci[k], cj[k], cv[k], cs[k] = i0 + idx[q], j, v, s
-                        h_obs[s, min(int(_stat(v, two_sided) * n_bins), n_bins - 1)] += 1
+                        t = leave_one_out(z_obs, i0 + idx[q], j, 0, v, two_sided) if robust else v
+                        ci[k], cj[k], cv[k], ct[k], cs[k] = i0 + idx[q], j, v, t, s
+                        h_obs[s, min(int(_stat(t, two_sided) * n_bins), n_bins - 1)] += 1
                         k += 1
                 if seg_null[j, a, start[s]] > 0:
                     seg = c_null[i0:i1, j]
                     for q in range(_tail_positions(seg, t_start[s], two_sided, idx)):
-                        h_null[s, min(int(_stat(seg[idx[q]], two_sided) * n_bins), n_bins - 1)] += 1
+                        t = seg[idx[q]]
+                        if robust:
+                            t = leave_one_out(z_null, i0 + idx[q], j, 0, t, two_sided)
+                        h_null[s, min(int(_stat(t, two_sided) * n_bins), n_bins - 1)] += 1
     for q in range(len(fix_s)):
         s = fix_s[q]
-        if fix_old[q] >= t_start[s]:
-            h_null[s, min(int(fix_old[q] * n_bins), n_bins - 1)] -= 1
-        if fix_new[q] >= t_start[s]:
-            h_null[s, min(int(fix_new[q] * n_bins), n_bins - 1)] += 1
-    return h_obs, h_null, ci[:k], cj[:k], cv[:k], cs[:k], level_bins[start]  # k == n_cand: same comparisons
+        old, new = fix_old[q], fix_new[q]
+        if old >= t_start[s]:
+            if robust:
+                old = _stat(leave_one_out(z_null, fix_ij[q, 0], fix_ij[q, 1], 0, c_null[fix_ij[q, 0], fix_ij[q, 1]], two_sided), two_sided)
+            h_null[s, min(int(old * n_bins), n_bins - 1)] -= 1
+        if new >= t_start[s]:
+            if robust:
+                v = _shifted_once_more(z_null, fix_ij[q, 0], fix_ij[q, 1])
+                new = _stat(leave_one_out(z_null, fix_ij[q, 0], fix_ij[q, 1], 1, v, two_sided), two_sided)
+            h_null[s, min(int(new * n_bins), n_bins - 1)] += 1
+    return h_obs, h_null, ci[:k], cj[:k], cv[:k], ct[:k], cs[:k], level_bins[start]  # k == n_cand
 
 
 @numba.njit(cache=True, nogil=True)
@@ -268,12 +329,13 @@ def knockoff_thresholds(h_obs: np.ndarray, h_null: np.ndarray, fdr: float, min_b
 
 
 @numba.njit(cache=True, nogil=True)
-def select_pairs(ci, cj, cv, cs, first, order, n_bins, two_sided):
-    """Candidates at or above their stratum's threshold, as gene indices (``order`` maps tested
-    positions to genes) with ``gene_a < gene_b``, sorted by ``(gene_b, gene_a)``."""
+def select_pairs(ci, cj, cv, ct, cs, first, order, n_bins, two_sided):
+    """Candidates whose statistic ``ct`` is at or above their stratum's threshold, as gene indices
+    (``order`` maps tested positions to genes) with ``gene_a < gene_b``, sorted by ``(gene_b,
+    gene_a)``, with their r ``cv``."""
     keep = np.empty(len(cv), dtype=np.bool_)
     for q in range(len(cv)):
-        keep[q] = min(int(_stat(cv[q], two_sided) * n_bins), n_bins - 1) >= first[cs[q]]
+        keep[q] = min(int(_stat(ct[q], two_sided) * n_bins), n_bins - 1) >= first[cs[q]]
     n_keep = keep.sum()
     ia = np.empty(n_keep, dtype=np.int32)
     ib = np.empty(n_keep, dtype=np.int32)
@@ -292,26 +354,26 @@ def select_pairs(ci, cj, cv, cs, first, order, n_bins, two_sided):
 
 
 @numba.njit(cache=True, nogil=True)
-def significant_pairs(c_obs, c_null, z_null, bounds, order, levels, level_bins, fdr, two_sided):
+def significant_pairs(c_obs, c_null, z_obs, z_null, bounds, order, levels, level_bins, fdr, two_sided, robust):
     """Scan, knockoff thresholds and selection of one locality in one call: the significant pairs
     (``gene_a < gene_b``, sorted by ``(gene_b, gene_a)``), their r, and the null count at the
     thresholds."""
-    h_obs, h_null, ci, cj, cv, cs, start = _scan(
-        c_obs, c_null, z_null, bounds, levels, level_bins, N_BINS, two_sided, fdr
+    h_obs, h_null, ci, cj, cv, ct, cs, start = _scan(
+        c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, N_BINS, two_sided, fdr, robust
     )
     first, null_at = _knockoff(h_obs, h_null, fdr, start)
-    ia, ib, r = select_pairs(ci, cj, cv, cs, first, order, N_BINS, two_sided)
+    ia, ib, r = select_pairs(ci, cj, cv, ct, cs, first, order, N_BINS, two_sided)
     return ia, ib, r, null_at
 
 
 @numba.njit(cache=True, nogil=True)
-def pooled_candidates(c_obs, c_null, z_null, bounds, order, levels, level_bins, start_level, two_sided):
+def pooled_candidates(c_obs, c_null, z_obs, z_null, bounds, order, levels, level_bins, start_level, two_sided, robust):
     """One locality's share of a pooled test: every observed pair at or above ``levels[start_level]``
     (gene indices ``gene_a < gene_b``, r, stratum) and the null statistics' codes
     ``stratum * N_BINS + bin`` from the same level up. The thresholds are set later over the
     histograms of all localities (:func:`pooled_thresholds`)."""
-    h_obs, h_null, ci, cj, cv, cs, start = _scan(
-        c_obs, c_null, z_null, bounds, levels, level_bins, N_BINS, two_sided, 1.0, start_level
+    h_obs, h_null, ci, cj, cv, ct, cs, start = _scan(
+        c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, N_BINS, two_sided, 1.0, robust, start_level
     )
     n_null = h_null.sum()
     null_codes = np.empty(n_null, dtype=np.int32)
@@ -330,7 +392,7 @@ def pooled_candidates(c_obs, c_null, z_null, bounds, order, levels, level_bins, 
         ia[q], ib[q] = min(a, b), max(a, b)
         key[q] = np.int64(ib[q]) * width + ia[q]
     sort = np.argsort(key)
-    return ia[sort], ib[sort], cv[sort], cs[sort], null_codes, start[0]
+    return ia[sort], ib[sort], cv[sort], ct[sort], cs[sort], null_codes, start[0]
 
 
 def pooled_thresholds(obs_codes: np.ndarray, null_codes: np.ndarray, n_strata: int, fdr: float, start_bin: int):

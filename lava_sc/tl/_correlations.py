@@ -61,6 +61,7 @@ def correlations(
     min_abs_r: float = 0.1,
     max_partners: int | None = 10,
     remove_dense: bool = True,
+    robust: bool = True,
     fdr_scope: Literal["all", "locality"] = "all",
     partial_out: str | list[str] | None = None,
     n_partial_components: int = 5,
@@ -80,7 +81,8 @@ def correlations(
     smallest |r| whose estimated false discovery proportion ``(1 + null exceedances) / observed
     exceedances`` is at most ``fdr`` (knockoff+), counted over all localities (``fdr_scope="all"``) or
     in each locality. Before the test, each locality's dense low-rank structure is removed
-    (``remove_dense``). Only the significant pairs are kept.
+    (``remove_dense``), and a pair's statistic is its correlation once the one cell that carries it
+    most is left out (``robust``). Only the significant pairs are kept.
 
     Parameters
     ----------
@@ -127,6 +129,15 @@ def correlations(
         where a strong dense component is removed can lose pairs there (on pbmc68k_reduced a plasma-cell
         ER module is found only with ``remove_dense=False``). Stored values are the correlations after the
         removal; ``uns[key]["correlations"]["n_dense_removed"]`` counts the components per locality.
+    robust
+        Test each pair on its leave-one-out correlation (default): ``min(r, min_c r_(-c))``, the
+        correlation after removing the cell whose removal lowers it most (two-sided: the same on
+        ``|r|``), for the observed and the null pairs alike, so the test stays calibrated. One cell
+        high in both genes (a doublet, an outlier) can make ``r`` 0.5-0.8 in a 100-cell locality: on
+        pbmc68k_reduced a single cell labelled CD8+ T expressing monocyte genes made AIF1, LST1, FTL
+        and CTSS a "module" of the T/NK localities (their r without it: -0.1 to 0.05). Associations
+        spread over many cells keep nearly all of ``r`` (median 0.95 of it for the planted programmes
+        of ``simulate_atlas``). Stored values are the plain correlations. ``False`` tests ``r`` itself.
     fdr_scope
         ``"all"`` (default): the knockoff+ threshold of each pair stratum is set over the observed and null
         statistics of all localities together, controlling the false discovery rate over all (locality,
@@ -183,10 +194,9 @@ def correlations(
     fdr = check_float("fdr", fdr, low=0.0, high=1.0, open_low=True)
     check_choice("alternative", alternative, ("greater", "two-sided"))
     check_choice("fdr_scope", fdr_scope, ("all", "locality"))
-    if not isinstance(remove_dense, bool | np.bool_):
-        raise TypeError(
-            f"`remove_dense` must be True or False, got {type(remove_dense).__name__}; pass remove_dense=True."
-        )
+    for name, flag in (("remove_dense", remove_dense), ("robust", robust)):
+        if not isinstance(flag, bool | np.bool_):
+            raise TypeError(f"`{name}` must be True or False, got {type(flag).__name__}; pass {name}=True.")
     min_detected = check_float("min_detected", min_detected, low=0.0, high=1.0)
     min_abs_r = check_float("min_abs_r", min_abs_r, low=0.0, high=1.0)
     if max_partners is not None:
@@ -223,6 +233,7 @@ def correlations(
         max_partners=max_partners,
         remove_dense=bool(remove_dense),
         pooled=fdr_scope == "all",
+        robust=bool(robust),
     )
     kept = shrunk_localities(adata, key, membership)
     with progress(len(kept), "locality correlations") as bar:
@@ -280,6 +291,7 @@ def correlations(
         min_abs_r=min_abs_r,
         max_partners=max_partners,
         remove_dense=bool(remove_dense),
+        robust=bool(robust),
         fdr_scope=fdr_scope,
         partial_out=partial_out,
         n_partial_components=n_partial_components,

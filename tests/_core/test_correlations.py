@@ -128,7 +128,8 @@ def shuffled_null(z, perm):
 @pytest.mark.parametrize("two_sided", [False, True])
 @pytest.mark.parametrize("n_genes", [20, 45])  # 45 > n cells: some columns share a shift
 @pytest.mark.parametrize("signal", [1.5, 4.0])  # weak: start at min_abs_r; strong: start further up
-def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal):
+@pytest.mark.parametrize("robust", [False, True])
+def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal, robust):
     rng = np.random.default_rng(5)
     n, lo, fdr = 16, 150, 0.2
     x = rng.normal(size=(n, n_genes))
@@ -145,9 +146,17 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal):
     stratum = np.sort(rng.integers(0, 3, n_genes))
     bounds = np.searchsorted(stratum, np.arange(4)).astype(np.int64)
     level_bins, levels = scan_levels(n, lo)
-    h_obs, h_null, ci, cj, cv, cs, start = _scan(
-        c_obs, c_null, z_null, bounds, levels, level_bins, 1000, two_sided, fdr
+    h_obs, h_null, ci, cj, cv, ct, cs, start = _scan(
+        c_obs, c_null, zt, z_null, bounds, levels, level_bins, 1000, two_sided, fdr, robust
     )
+
+    def statistic(x, y, v):
+        """r, or the pair-by-pair leave-one-out reference: min over dropped cells, towards 0."""
+        if not robust:
+            return v
+        sign = -1.0 if (two_sided and v < 0) else 1.0
+        drops = [np.corrcoef(np.delete(x, c), np.delete(y, c))[0, 1] for c in range(len(x))]
+        return np.float32(sign * max(0.0, min(sign * v, min(sign * d for d in drops))))
 
     ref_obs, ref_null, cands = np.zeros_like(h_obs), np.zeros_like(h_null), []
     for j in range(n_genes):
@@ -155,28 +164,42 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal):
             s = stratum[i] * 3 + stratum[j]
             v = c_obs[i, j]
             if (abs(v) if two_sided else v) * 1000 >= lo:
-                ref_obs[s, min(int((abs(v) if two_sided else v) * 1000), 999)] += 1
-                cands.append((i, j, v, s))
+                t = statistic(zt[:, i], zt[:, j], v)
+                ref_obs[s, min(int((abs(t) if two_sided else t) * 1000), 999)] += 1
+                cands.append((i, j, v, t, s))
             # a pair whose columns got the same shift is paired through one more shift of gene j
-            w = c_null[i, j] if (j - i) % n else np.float32(z_null[:, i] @ np.roll(z_null[:, j], -1))
-            w = abs(w) if two_sided else w
-            if w * 1000 >= lo:
+            partner = z_null[:, j] if (j - i) % n else np.roll(z_null[:, j], -1)
+            w = c_null[i, j] if (j - i) % n else np.float32(z_null[:, i] @ partner)
+            if (abs(w) if two_sided else w) * 1000 >= lo:
+                w = statistic(z_null[:, i], partner, w)
+                w = abs(w) if two_sided else w
                 ref_null[s, min(int(w * 1000), 999)] += 1
     # the scan histograms and collects from each stratum's start up; no bin below it can be the threshold
     above = np.arange(1000) >= start[:, None]
-    np.testing.assert_array_equal(h_obs, np.where(above, ref_obs, 0))
-    assert sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist(), strict=True)) == sorted(
-        (int(i), int(j), float(v), int(s)) for i, j, v, s in cands if above[s, min(int(abs(v) * 1000), 999)]
+    np.testing.assert_array_equal(np.where(above, h_obs, 0), np.where(above, ref_obs, 0))
+    got = sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist(), strict=True))
+    assert got == sorted((int(i), int(j), float(v), int(s)) for i, j, v, t, s in cands if above[s, min(int(abs(v) * 1000), 999)])
+    np.testing.assert_allclose(
+        sorted(ct.tolist()), sorted(float(t) for i, j, v, t, s in cands if above[s, min(int(abs(v) * 1000), 999)]), atol=2e-5
     )
+    if not robust:
+        np.testing.assert_array_equal(ct, cv)
+    else:
+        assert (np.abs(ct) <= np.abs(cv) + 1e-6).all()
     assert (start >= lo).all() and set(start) <= set(level_bins.tolist())
     if signal > 2:
         assert start.max() > lo  # the first pass did rule out the lowest levels somewhere
     # corrected null values are float32 sums in another order: allow a bin of rounding
-    assert np.abs(np.cumsum(h_null - np.where(above, ref_null, 0), axis=1)).max() <= 1
-    assert h_null.sum() == np.where(above, ref_null, 0).sum() or n_genes > n
+    h_null_above = np.where(above, h_null, 0)
+    assert np.abs(np.cumsum(h_null_above - np.where(above, ref_null, 0), axis=1)).max() <= 1 + robust
+    assert h_null_above.sum() == np.where(above, ref_null, 0).sum() or n_genes > n
     first, _ = knockoff_thresholds(h_obs, h_null, fdr, start)
     first_ref, _ = knockoff_thresholds(ref_obs, ref_null, fdr, lo)
-    np.testing.assert_array_equal(first, first_ref)
+    if not robust:
+        np.testing.assert_array_equal(first, first_ref)
+    else:  # the start was ruled on r, which the robust statistic never exceeds: at most more conservative
+        assert (first >= first_ref).all()
+        np.testing.assert_array_equal(first[first_ref >= start], first_ref[first_ref >= start])
 
 
 def planted_localities(rng, n, g, n_planted, slope, n_loc, loc_size):
