@@ -16,7 +16,7 @@ import time
 
 from ._common import ints, write_json_atomic
 
-OLD = {"remove_dense": False, "fdr_scope": "locality"}
+OLD = {"remove_dense": False, "fdr_scope": "locality", "robust": False}
 OLD_MODULES = {"max_genes": None, "groupby": None}
 #: name -> (tl.localities, tl.correlations, tl.modules) keyword arguments
 VARIANTS = {
@@ -28,6 +28,7 @@ VARIANTS = {
     "previous defaults, partial_out='X_pca'": ({}, {**OLD, "partial_out": "X_pca"}, OLD_MODULES),
     "defaults, 100-cell localities": ({"n_cells": 100}, {}, {}),
     "defaults, alternative='two-sided'": ({}, {"alternative": "two-sided"}, {}),
+    "defaults without the leave-one-out statistic (robust=False)": ({}, {"robust": False}, {}),
 }
 
 

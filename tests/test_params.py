@@ -40,6 +40,7 @@ def _settings():
             min_abs_r=0.0,
             max_partners=None,
             remove_dense=False,
+            robust=False,
             fdr_scope="locality",
             partial_out=["donor", "X_pca"],
             n_partial_components=2,

@@ -289,7 +289,10 @@ def _scan(c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, n_bins, two_
         old, new = fix_old[q], fix_new[q]
         if old >= t_start[s]:
             if robust:
-                old = _stat(leave_one_out(z_null, fix_ij[q, 0], fix_ij[q, 1], 0, c_null[fix_ij[q, 0], fix_ij[q, 1]], two_sided), two_sided)
+                old = _stat(
+                    leave_one_out(z_null, fix_ij[q, 0], fix_ij[q, 1], 0, c_null[fix_ij[q, 0], fix_ij[q, 1]], two_sided),
+                    two_sided,
+                )
             h_null[s, min(int(old * n_bins), n_bins - 1)] -= 1
         if new >= t_start[s]:
             if robust:

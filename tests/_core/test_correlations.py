@@ -178,9 +178,13 @@ def test_scan_matches_a_pair_by_pair_reference(two_sided, n_genes, signal, robus
     above = np.arange(1000) >= start[:, None]
     np.testing.assert_array_equal(np.where(above, h_obs, 0), np.where(above, ref_obs, 0))
     got = sorted(zip(ci.tolist(), cj.tolist(), cv.tolist(), cs.tolist(), strict=True))
-    assert got == sorted((int(i), int(j), float(v), int(s)) for i, j, v, t, s in cands if above[s, min(int(abs(v) * 1000), 999)])
+    assert got == sorted(
+        (int(i), int(j), float(v), int(s)) for i, j, v, t, s in cands if above[s, min(int(abs(v) * 1000), 999)]
+    )
     np.testing.assert_allclose(
-        sorted(ct.tolist()), sorted(float(t) for i, j, v, t, s in cands if above[s, min(int(abs(v) * 1000), 999)]), atol=2e-5
+        sorted(ct.tolist()),
+        sorted(float(t) for i, j, v, t, s in cands if above[s, min(int(abs(v) * 1000), 999)]),
+        atol=2e-5,
     )
     if not robust:
         np.testing.assert_array_equal(ct, cv)

@@ -30,14 +30,15 @@ def _module(adata, name):
 
 
 def test_nodes_edges_and_labels(pbmc_lava):
-    genes, pairs = _module(pbmc_lava, "M5")
-    ax = lv.pl.module_network(pbmc_lava, "M5", max_genes=100, show=False)
+    smallest = str(lv.get.module_genes(pbmc_lava)["module"].cat.categories[-1])
+    genes, pairs = _module(pbmc_lava, smallest)
+    ax = lv.pl.module_network(pbmc_lava, smallest, max_genes=100, show=False)
     assert isinstance(ax, Axes)
     assert len(_nodes(ax).get_offsets()) == len(genes)
     np.testing.assert_allclose(np.sort(np.asarray(_nodes(ax).get_array())), np.sort(genes["score"].to_numpy()))
     assert len(_edges(ax).get_segments()) == len(pairs)
     assert sorted(t.get_text() for t in ax.texts) == sorted(genes["gene"])
-    assert ax.get_title().startswith("M5:")
+    assert ax.get_title().startswith(f"{smallest}:")
 
 
 def test_max_genes_keeps_top_scores(pbmc_lava):

@@ -57,6 +57,17 @@ def test_two_sided_testing_keeps_a_signed_programme_whole_with_its_halves_as_sig
     sign = genes.loc[planted, "sign"].to_numpy()
     assert half.any() and (~half).any()
     assert len(set(sign[half])) == 1 and len(set(sign[~half])) == 1 and sign[half][0] == -sign[~half][0]
+    # the network draws the anti-correlated pairs in their own colour
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    pairs = lv.get.modules(atlas_two_sided)
+    pairs = pairs[pairs["module"] == module]
+    ax = lv.pl.module_network(atlas_two_sided, module, max_genes=100, show=False)
+    edges = next(c for c in ax.collections if hasattr(c, "get_segments"))
+    blue = sum(mcolors.to_hex(c[:3]) == "#2166ac" for c in edges.get_colors())
+    assert blue == int((pairs["weight"] < 0).sum()) > 0
+    plt.close(ax.figure)
     # all other modules are programmes of correlated genes only
     others = lv.get.module_genes(atlas_two_sided)
     assert (others.loc[others["module"] != module, "sign"] == 1).mean() > 0.9
