@@ -36,6 +36,12 @@ def check_int(name: str, value, *, low: int | None = None, high: int | None = No
     return int(value)
 
 
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def check_float(name: str, value, *, low: float | None = None, high: float | None = None, open_low=False) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"`{name}` must be a number, got {value!r}.")

@@ -24,12 +24,6 @@ GROUPS = "groups"
 COMPLETENESS = "completeness"
 
 
-def check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
-    return bool(value)
-
-
 def cell_mask(adata: AnnData, spec, what: str) -> tuple[np.ndarray, str]:
     """A boolean mask over cells and a short description: a module region dict, or any selection of
     :func:`lava_sc._adata.cell_mask`."""

@@ -18,12 +18,13 @@ from .._params import store_params
 from .._utils import log_added
 from .._validate import (
     check_adata,
+    check_bool,
     check_choice,
     check_int,
     check_key,
     check_not_lava_slot,
 )
-from ._attribute import added_lines, cell_mask, check_bool, run_attribution, write_results
+from ._attribute import added_lines, cell_mask, run_attribution, write_results
 from ._encoder import prepare, represent
 
 

@@ -17,8 +17,8 @@ from .._core.gradients import METHODS, Method
 from .._docs import doc
 from .._params import store_params
 from .._utils import log_added
-from .._validate import check_adata, check_choice, check_int, check_key, check_not_lava_slot
-from ._attribute import GROUPS, added_lines, check_bool, run_attribution, write_results
+from .._validate import check_adata, check_bool, check_choice, check_int, check_key, check_not_lava_slot
+from ._attribute import GROUPS, added_lines, run_attribution, write_results
 from ._encoder import prepare
 
 

@@ -20,7 +20,7 @@ from .._docs import doc
 from .._keys import DEFAULT_KEY, Keys, module_names
 from .._params import CorrelationsSettings, store_params, stored_params
 from .._utils import log_added, progress, store
-from .._validate import check_adata, check_choice, check_float, check_int, check_key, expression
+from .._validate import check_adata, check_bool, check_choice, check_float, check_int, check_key, expression
 from ._differential_design import (
     check_columns,
     check_nested,
@@ -49,6 +49,7 @@ def differential(
     key: str = DEFAULT_KEY,
     min_cells: int = 10,
     min_effect: float = 0.0,
+    moderated: bool = True,
     copy: bool = False,
 ) -> AnnData | None:
     """Differential module activity between conditions, with replicates (donors) as the unit.
@@ -56,7 +57,8 @@ def differential(
     For every module and every group of ``within`` (e.g. each cell type), each level of ``groupby``
     is compared with ``reference``. Each replicate (donor) gets one value per group, computed as set
     by ``statistic`` (replicate-groups with fewer than ``min_cells`` cells are dropped), and the
-    replicate values of a condition are compared with those of the reference by Welch's t-test.
+    replicate values of a condition are compared with those of the reference by Welch's t-test, each
+    side's variance moderated towards what all the tests' variances share (``moderated``, see Notes).
     Cells are never treated as replicates unless ``replicate=None``: cells of one donor share that
     donor's biology, so a test on cells counts donor-to-donor variation as a condition effect and
     gives far too small p-values. With ``replicate=None`` the cells are the units, but a cell's
@@ -124,6 +126,13 @@ def differential(
         ``replicate=None`` and groups much larger than a locality) small effects can be significant
         against 0; e.g. ``min_effect=0.05`` keeps only those credibly above 0.05. TREAT uses the same
         standard error and degrees of freedom as the test (``n_eff`` with cells as units).
+    moderated
+        Moderate each side's variance (Smyth 2004's empirical Bayes, as limma's moderated t, with a
+        variance per side): every side's variance is shrunk towards a prior fitted to the variances of
+        all sides, groups and modules of the call, and gains the prior's degrees of freedom (see
+        Notes). With few replicates on a side (2 or 3 donors) a variance estimated from 1 or 2
+        degrees of freedom is often far too small by chance, and plain Welch then calls small,
+        unreplicated differences significant. ``False``: plain Welch (TREAT) on each side's own variance.
     {copy}
 
     Returns
@@ -160,7 +169,7 @@ def differential(
         ``effect`` divided by the pooled standard deviation of the replicate values (Cohen's d).
     ``statistic``, ``pvalue``
         Welch's t statistic and two-sided p-value (of ``|effect| <= min_effect`` when ``min_effect``
-        is above 0), on ``n_eff`` units per side; NaN where the test is not possible (fewer than 2
+        is above 0), on ``n_eff`` units per side, with moderated variances (``moderated``); NaN where the test is not possible (fewer than 2
         replicates on a side, ``n_eff`` below 2 on a side, or no variance), with the reason in
         ``note``.
     ``qvalue``
@@ -209,6 +218,18 @@ def differential(
     **Replicates.** Each replicate's value is one unit (``n_eff`` = replicates); the test is Welch's
     on the replicate values, whatever the localities.
 
+    **Moderated variances** (``moderated=True``). Each side's variance ``s^2`` on ``d = n_eff - 1``
+    degrees of freedom is taken as ``sigma^2 chi^2_d / d``, with the true variances ``sigma^2`` of all
+    sides (every group, condition and module of the call) drawn from a scaled inverse chi-square
+    prior with ``d0`` degrees of freedom around ``s0^2``. ``s0^2`` and ``d0`` are fitted to the
+    observed ``log s^2`` by moments (limma's ``fitFDist``, Smyth 2004, SAGMB 3:3; logged). Each side's
+    variance is replaced by its posterior mean ``(d0 s0^2 + d s^2) / (d0 + d)`` on ``d0 + d`` degrees
+    of freedom, and the Welch–Satterthwaite degrees of freedom use those. When the variances spread
+    more than sampling explains, ``d0`` is small and the test is close to plain Welch; when they
+    spread less, ``d0`` is large and a 2-donor side borrows the variance its cell type's other
+    conditions and the other modules show. A call that tests only a few sides (fewer than 3
+    variances) is not moderated.
+
     Examples
     --------
     >>> import lava_sc as lv
@@ -220,6 +241,7 @@ def differential(
     key = check_key(key)
     min_cells = check_int("min_cells", min_cells, low=1)
     min_effect = check_float("min_effect", min_effect, low=0.0)
+    moderated = check_bool("moderated", moderated)
     check_columns(adata, groupby, replicate, within)
     statistic = _statistic(statistic, replicate, min_cells)
     if statistic == "activity":
@@ -272,7 +294,11 @@ def differential(
         units["values"] = mean_activity(act, units)
     else:
         units["values"] = _replicate_correlations(adata, key, pairs, units, min_cells)
-    rows = comparison_rows(units, groups, levels, reference, names, min_cells, replicate, min_effect)
+    rows, borrowed = comparison_rows(
+        units, groups, levels, reference, names, min_cells, replicate, min_effect, moderated
+    )
+    if borrowed is not None:
+        logg.info(_prior_message(borrowed))
     table = result_table(rows, names, within, reference, statistic)
     store(adata, key, **{Keys.differential: table})
     store_params(
@@ -287,6 +313,7 @@ def differential(
             statistic=statistic,
             min_cells=min_cells,
             min_effect=min_effect,
+            moderated=moderated,
         ),
     )
     log_added(
@@ -295,6 +322,16 @@ def differential(
         [f"'{key}': '{Keys.differential}', module {statistic} per condition vs {reference!r} (adata.uns)"],
     )
     return adata if copy else None
+
+
+def _prior_message(borrowed: np.ndarray) -> str:
+    """What the variance moderation did, for the log."""
+    if not borrowed.size or not (borrowed > 0).any():
+        return "    variances not moderated: no side has a variance in another condition of its group to borrow from"
+    return (
+        "    variances moderated: each side borrowed a median of "
+        f"{float(np.median(borrowed)):.3g} prior degrees of freedom from its module's other conditions in its group"
+    )
 
 
 def _statistic(statistic, replicate, min_cells: int) -> str:

@@ -4,39 +4,87 @@ every ``within`` group and condition against the reference, gathered into the ti
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .._core.stats import benjamini_hochberg as bh
-from .._core.stats import welch_treat
+from .._core.stats import variance_priors, welch_treat
+
+
+class Side(NamedTuple):
+    """The units of one group and one condition that a test uses, and how many independent units they are."""
+
+    units: np.ndarray
+    n_eff: float
+    dropped: int  # replicate-groups left out for having fewer than min_cells cells
 
 
 def comparison_rows(
-    units, groups, levels, reference: str, names, min_cells: int, replicate, min_effect: float
-) -> list[dict]:
-    """Test rows for every group and every level against the reference."""
+    units,
+    groups,
+    levels,
+    reference: str,
+    names,
+    min_cells: int,
+    replicate,
+    min_effect: float,
+    moderate: bool = True,
+) -> tuple[list[dict], np.ndarray | None]:
+    """Test rows for every group and every level against the reference, and the prior degrees of freedom
+    each side's variances borrowed (sides x modules; None without moderation)."""
     r = levels.index(reference)
+    sides = {(g, c): side_of(units, g, c, min_cells, replicate) for g in range(len(groups)) for c in range(len(levels))}
+    priors = side_priors(units["values"], sides, len(groups), len(levels)) if moderate else None
     rows = []
     for g, group in enumerate(groups):
         for c, level in enumerate(levels):
             if c != r:
-                rows += compare(units, g, c, r, names, min_cells, replicate, (group, level), min_effect)
-    return rows
+                pair = (sides[g, c], sides[g, r])
+                prior = None if priors is None else (priors[g, c], priors[g, r])
+                rows += compare(units, pair, names, min_cells, replicate, (group, level), min_effect, prior)
+    borrowed = None if priors is None else np.array([p[1] for key, p in priors.items() if len(sides[key].units)])
+    return rows, borrowed
 
 
-def compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, labels, min_effect) -> list[dict]:
-    """Rows for one group and one condition against the reference: Welch's t-test per module."""
-    in_group = units["group"] == g
-    notes = []
+def side_of(units, g: int, c: int, min_cells: int, replicate) -> Side:
+    """The units of group ``g`` in condition ``c``: its cells, or its replicates with >= ``min_cells`` cells."""
+    here = (units["group"] == g) & (units["condition"] == c)
     if replicate is None:
-        sides = [np.flatnonzero(in_group & (units["condition"] == k)) for k in (c, r)]
-        n_x, n_y = len(sides[0]), len(sides[1])
+        cells = np.flatnonzero(here)
         smoother = units.get("smoother")
-        if smoother is None:
-            n_eff = (float(n_x), float(n_y))
-        else:
-            n_eff = tuple(smoother.n_eff(side) for side in sides)
+        return Side(cells, float(len(cells)) if smoother is None else smoother.n_eff(cells), 0)
+    large = units["n_cells"] >= min_cells
+    kept = np.flatnonzero(here & large)
+    return Side(kept, float(len(kept)), int((here & ~large).sum()))  # replicates are independent units
+
+
+def side_priors(values: np.ndarray, sides: dict, n_groups: int, n_levels: int) -> dict:
+    """Each side's variance prior per module, ``(g, c) -> (s0^2, d0, D)``, from the same module's variances
+    in the other conditions of its group (:func:`~lava_sc._core.stats.variance_priors`; ``ddof=1`` on
+    ``n_eff`` units, as the test), with ``D`` the degrees of freedom of all of them together, the most a
+    test in the group can have."""
+    m = values.shape[1]
+    variance, df = np.full((n_groups, m, n_levels), np.nan), np.zeros((n_groups, m, n_levels))
+    for (g, c), side in sides.items():
+        if len(side.units) >= 2 and side.n_eff > 1:
+            variance[g, :, c] = values[side.units].var(axis=0) * side.n_eff / (side.n_eff - 1)
+            df[g, :, c] = side.n_eff - 1
+    s0, d0 = (
+        a.reshape(n_groups, m, n_levels)
+        for a in variance_priors(variance.reshape(-1, n_levels), df.reshape(-1, n_levels))
+    )
+    total = np.where(np.isfinite(variance) & (variance > 0), df, 0.0).sum(axis=2)  # groups x modules
+    return {(g, c): (s0[g, :, c], d0[g, :, c], total[g]) for (g, c) in sides}
+
+
+def compare(units, sides, names, min_cells: int, replicate, labels, min_effect, prior) -> list[dict]:
+    """Rows for one group and one condition against the reference: the (moderated) Welch test per module."""
+    (x, y), notes = sides, []
+    n_x, n_y = len(x.units), len(y.units)
+    n_eff = (x.n_eff, y.n_eff)
+    if replicate is None:
         testable = min(n_x, n_y) >= max(min_cells, 2)
         if not testable:
             notes.append(f"not tested: fewer than {max(min_cells, 2)} cells on a side ({n_x} vs {n_y})")
@@ -47,20 +95,15 @@ def compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, lab
                 f"(n_eff {n_eff[0]:.2f} vs {n_eff[1]:.2f})"
             )
     else:
-        large = units["n_cells"] >= min_cells
-        sides = [np.flatnonzero(in_group & large & (units["condition"] == k)) for k in (c, r)]
-        n_x, n_y = len(sides[0]), len(sides[1])
         testable = min(n_x, n_y) >= 2
         if not testable:
             notes.append(
                 f"not tested: fewer than 2 replicates (obs[{replicate!r}]) with >= {min_cells} cells on a side "
                 f"({n_x} vs {n_y})"
             )
-        dropped = int((in_group & ~large & np.isin(units["condition"], (c, r))).sum())
-        if dropped:
-            notes.append(f"{dropped} {replicate} group(s) with < {min_cells} cells dropped")
-        n_eff = (float(n_x), float(n_y))  # replicates are independent units
-    res = welch(units["values"][sides[0]], units["values"][sides[1]], min_effect, n_eff)
+        if x.dropped + y.dropped:
+            notes.append(f"{x.dropped + y.dropped} {replicate} group(s) with < {min_cells} cells dropped")
+    res = welch(units["values"][x.units], units["values"][y.units], min_effect, n_eff, prior)
     if not testable:
         res["statistic"][:] = np.nan
         res["pvalue"][:] = np.nan
@@ -70,8 +113,8 @@ def compare(units, g: int, c: int, r: int, names, min_cells: int, replicate, lab
         "unit": "cells" if replicate is None else replicate,
         "n_condition": n_x,
         "n_reference": n_y,
-        "n_cells_condition": int(units["n_cells"][sides[0]].sum()),
-        "n_cells_reference": int(units["n_cells"][sides[1]].sum()),
+        "n_cells_condition": int(units["n_cells"][x.units].sum()),
+        "n_cells_reference": int(units["n_cells"][y.units].sum()),
         "n_eff_condition": n_eff[0],
         "n_eff_reference": n_eff[1],
     }
@@ -106,9 +149,11 @@ def result_table(rows: list[dict], names, within: str | None, reference: str, me
     return table
 
 
-def welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0, n_eff=None) -> dict[str, np.ndarray]:
+def welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0, n_eff=None, prior=None) -> dict[str, np.ndarray]:
     """Means, effects and Welch's t-test (of ``|effect| <= min_effect``) per column of ``x`` (condition)
-    and ``y`` (reference), with ``n_eff`` (condition, reference) independent units (default: the rows)."""
+    and ``y`` (reference), with ``n_eff`` (condition, reference) independent units (default: the rows)
+    and the variances moderated towards ``prior`` when given: ``(s0^2, d0, D)`` of each side, the
+    group's ``D`` capping the degrees of freedom (:func:`side_priors`)."""
     n_x, n_y, m = len(x), len(y), x.shape[1]
 
     def nan():
@@ -126,7 +171,8 @@ def welch(x: np.ndarray, y: np.ndarray, min_effect: float = 0.0, n_eff=None) -> 
         else:
             standardised = nan()
         if min(n_x, n_y) >= 2:
-            statistic, pvalue = welch_treat(x, y, min_effect, n_eff=n_eff)
+            moderation = {} if prior is None else {"prior": (prior[0][:2], prior[1][:2]), "max_df": prior[0][2]}
+            statistic, pvalue = welch_treat(x, y, min_effect, n_eff=n_eff, **moderation)
         else:
             statistic, pvalue = nan(), nan()
     return {

@@ -131,6 +131,7 @@ def test_layout_and_one_row_per_module_group_condition():
         "statistic": "activity",
         "min_cells": 10,
         "min_effect": 0.0,
+        "moderated": True,
     }
 
 
@@ -164,7 +165,7 @@ def test_effects_match_hand_computed_donor_means():
     act = np.concatenate(list(values.values()))
     adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
     adata.obsm["lava_activity"] = pd.DataFrame({"M1": act, "M2": -2 * act}, index=adata.obs_names)
-    lv.tl.differential(adata, statistic="activity", min_cells=1)
+    lv.tl.differential(adata, statistic="activity", min_cells=1, moderated=False)
     table = result(adata)
     m1 = row(table, "M1", "PT", "AKI")
     x, y = np.array([7.0, 5.0, 9.0]), np.array([2.0, 4.0, 2.5])
@@ -239,7 +240,7 @@ def test_cells_as_replicates_marks_unit_and_warns(monkeypatch):
     logged = []
     monkeypatch.setattr(diff_module.logg, "warning", lambda msg, **kw: logged.append(msg))
     adata = fabricate()
-    lv.tl.differential(adata, replicate=None)
+    lv.tl.differential(adata, replicate=None, moderated=False)
     table = result(adata)
     assert (table["unit"] == "cells").all() and (table["measure"] == "activity").all()
     assert (table["n_condition"] == 4 * 40).all() and (table["n_condition"] == table["n_cells_condition"]).all()
@@ -352,7 +353,7 @@ def test_few_localities_give_few_effective_units():
 
 def test_few_localities_is_the_weighted_welch_test_of_the_localities():
     adata, truth = few_localities()
-    lv.tl.differential(adata, replicate=None, min_cells=5, min_effect=0.2)
+    lv.tl.differential(adata, replicate=None, min_cells=5, min_effect=0.2, moderated=False)
     table = result(adata)
     table = table[table["cell_type"] == "PT"].set_index("module")
     w = {side: np.asarray(v, dtype=float) for side, v in truth["sizes"].items()}
@@ -378,7 +379,7 @@ def test_few_localities_is_the_weighted_welch_test_of_the_localities():
 def test_every_cell_its_own_locality_is_plain_welch():
     adata = fabricate(effects={("M1", "PT", "AKI"): 0.5})
     adata.obsm["lava_localities"] = sp.identity(adata.n_obs, format="csr")
-    lv.tl.differential(adata, replicate=None)
+    lv.tl.differential(adata, replicate=None, moderated=False)
     table = result(adata)
     assert table["n_eff_condition"].tolist() == pytest.approx([160] * len(table))
     assert table["n_eff_reference"].tolist() == pytest.approx([160] * len(table))
@@ -763,9 +764,9 @@ def kidney():
 def test_planted_disease_program_on_simulated_kidney(kidney):
     """Injury is planted in PT and TAL of AKI and CKD donors: significant there, nowhere else.
 
-    "Nowhere else" is asserted where both sides have at least 3 donors. With 2 reference donors (Fib)
-    Welch's variance has one degree of freedom: there it called an unplanted change of the homeostatic
-    module's correlation of -0.05 (p 0.002, q 0.03 once the fibrosis module's rows joined the BH ranks)."""
+    Fibroblasts have 2 reference donors with enough cells. There plain Welch (``moderated=False``)
+    trusts a variance with one degree of freedom and called an unplanted change of the homeostatic
+    module's correlation of -0.05 (p 0.002, q 0.03); the moderated variances do not."""
     adata = kidney.copy()
     lv.tl.differential(adata, "condition", reference="reference", replicate="donor", within="cell_type")
     table = result(adata)
@@ -779,11 +780,10 @@ def test_planted_disease_program_on_simulated_kidney(kidney):
         ref_active = "reference" in set(spec["conditions"])
         differs = sub["cell_type"].isin(spec["cell_types"]) & (sub["condition"].isin(spec["conditions"]) != ref_active)
         significant = sub["qvalue"] < 0.05
-        replicated = (sub["n_condition"] >= 3) & (sub["n_reference"] >= 3)
-        assert not (significant & ~differs & replicated).any()  # never called where nothing was planted
-        if program == "injury":  # the disease program: called in every planted cell type and condition
-            assert differs.sum() == 4 and (significant == differs).all()
-            assert (sub.loc[differs, "effect"] > 0.2).all()
+        assert (significant == differs).all()  # called where planted, never where nothing was planted
+        assert (sub.loc[differs, "effect"].abs() > 0.2).all()
+        if program == "injury":  # the disease program: in every planted cell type and condition
+            assert differs.sum() == 4
     hits = table[table["qvalue"] < 0.05]
     print(f"\nall significant rows (correlation):\n{hits[cols[:3] + ['effect', 'qvalue']].to_string()}")
     lv.tl.differential(adata, "condition", reference="reference", statistic="activity")
@@ -851,7 +851,7 @@ def test_correlation_is_calibrated_over_donor_relabellings(planted):
         labels = rng.permutation(np.repeat([0, 1], n_donors // 2))
         relabelled = {**units, "condition": labels[unit_donor]}
         for k, v in values.items():
-            rows = diff_stats.comparison_rows(
+            rows, _ = diff_stats.comparison_rows(
                 {**relabelled, "values": v}, groups, ["A", "B"], "A", names, 10, "donor", 0.0
             )
             pvalues[k].append([r["pvalue"] for r in rows])
