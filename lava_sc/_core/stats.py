@@ -44,7 +44,7 @@ def variance_priors(variances: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, 
         others = count - usable
         loo_mean = (e.sum(axis=1, keepdims=True) - e) / np.where(others > 0, others, 1)
         shift = 0.0 if np.isinf(d0) or d0 == 0 else special.digamma(d0 / 2) - np.log(d0 / 2)
-        s0 = np.where(others > 0, np.exp(loo_mean + shift), np.nan)
+        s0 = np.where(others > 0, np.exp(np.where(others > 0, loo_mean + shift, 0.0)), np.nan)
         known = (np.where(usable, df, 0.0)).sum(axis=1, keepdims=True) - np.where(usable, df, 0.0)
         weight = np.where(others > 0, np.minimum(d0, known), 0.0)
     return s0, weight

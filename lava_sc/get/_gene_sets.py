@@ -54,7 +54,11 @@ def gene_sets(adata: AnnData, key: str = DEFAULT_KEY, *, min_score: float | None
 
 
 def signs(table: pd.DataFrame) -> np.ndarray:
-    """Each gene's side in its module; +1 throughout for results stored before modules had a ``sign``."""
+    """Each gene's side in its module, -1 or +1 by the sign of ``table["sign"]``; +1 throughout without
+    that column (results stored before modules had a ``sign``, or gene sets that never had one)."""
     if "sign" not in table.columns:
         return np.ones(len(table))
-    return np.where(table["sign"].to_numpy(dtype=float) < 0, -1.0, 1.0)
+    values = pd.to_numeric(table["sign"], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("Column 'sign' of the module genes must be numbers (-1 or +1); fill or drop the bad rows.")
+    return np.where(values < 0, -1.0, 1.0)

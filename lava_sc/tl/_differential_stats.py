@@ -68,7 +68,7 @@ def side_priors(values: np.ndarray, sides: dict, n_groups: int, n_levels: int) -
     m = values.shape[1]
     variance, df = np.full((n_groups, m, n_levels), np.nan), np.zeros((n_groups, m, n_levels))
     for (g, c), side in sides.items():
-        if len(side.units) >= 2 and side.n_eff > 1:
+        if len(side.units) >= 2 and side.n_eff >= 2 - 1e-9:  # the sides a test can use
             variance[g, :, c] = values[side.units].var(axis=0) * side.n_eff / (side.n_eff - 1)
             df[g, :, c] = side.n_eff - 1
     s0, d0 = (

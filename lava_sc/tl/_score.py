@@ -30,6 +30,7 @@ from .._validate import (
     check_not_lava_slot,
     expression,
 )
+from ..get._gene_sets import signs
 from ..io import as_gene_sets
 
 #: largest gene set scored through all of its pairs (a set of g genes has g (g - 1) / 2 pairs)
@@ -258,7 +259,7 @@ def sets_from_frame(frame: pd.DataFrame) -> tuple[dict[str, list[str]], pd.DataF
     if {"module", "gene"} <= set(frame.columns):
         net = frame.rename(columns={"module": "source", "gene": "target", "score": "weight"})
         if "sign" in net.columns:
-            net = net.assign(weight=numeric_column(net, "weight", 1.0) * np.sign(numeric_column(net, "sign", 1.0)))
+            net = net.assign(weight=numeric_column(net, "weight", 1.0) * signs(net))
     elif {"source", "target"} <= set(frame.columns):
         net = frame
     else:

@@ -259,6 +259,12 @@ def test_kernel_weighted_mean():
             "all 0",
         ),
         ({"big": [f"g{i}" for i in range(1001)]}, {}, ValueError, "more than 1000 genes"),
+        (
+            pd.DataFrame({"module": ["A", "A"], "gene": ["typeB_0", "typeB_1"], "score": 1.0, "sign": ["+", "-"]}),
+            {},
+            ValueError,
+            "Column 'sign'.*numbers",
+        ),
         ({"A": ["typeB_0", "typeB_1"]}, {"key_added": "lava"}, ValueError, "must differ"),
         ({"A": ["typeB_0", "typeB_1"]}, {"min_detected": 2}, ValueError, "min_detected"),
         ({"A": ["typeB_0", "typeB_1"]}, {"layer": "nope"}, KeyError, "Layer"),
