@@ -300,6 +300,8 @@ class CorrelationsSettings(Settings):
     remove_dense: bool
     robust: bool
     fdr_scope: Literal["all", "locality"]
+    n_null: int | Literal["auto"]
+    n_null_used: int | None = recorded_only()
     partial_out: str | list[str] | None
     n_partial_components: int
     random_state: int

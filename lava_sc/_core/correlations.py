@@ -11,6 +11,10 @@ share a detection class, the threshold is the smallest t with ``(1 + #null >= t)
 (:func:`pool_localities`, FDR over all (locality, pair) discoveries), or per locality and stratum
 (``SketchOptions(pooled=False)``). Before the test each locality's dense low-rank structure is
 projected out of both matrices (:mod:`lava_sc._core.dense`, ``SketchOptions(remove_dense=True)``).
+With pooled thresholds a locality may draw ``SketchOptions(n_null=R)`` independent permutations; the
+estimate is then ``(1 + #null >= t) / R / #observed >= t`` over the R null matrices (permutation
+p-values with R draws per test, Phipson & Smyth 2010), which steadies thresholds that would rest on
+tens of null exceedances.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .blas import blas_threads, one_blas_thread, syrk_upper
-from .dense import remove_dense
+from .dense import null_copy, remove_dense
 from .expression import as_sketch_matrix, column_floor, gather_rows
 from .scan import (
     LEVELS_SD,
@@ -293,7 +297,8 @@ def sketch_block(
     z, z_null = ws.get("z", (n, gt)), ws.get("z_null", (n, gt))
     pi2 = np.concatenate([perm, perm])
     _write_tested(block, mean, inv_norm, order, pi2, z, z_null)
-    n_dense = remove_dense(z, z_null, pi2, rng) if options.remove_dense else 0
+    dense = remove_dense(z, z_null, pi2, rng) if options.remove_dense else np.zeros((n, 0), dtype=np.float32)
+    n_dense = int(dense.shape[1])
     c_obs, c_null = ws.get("c_obs", (gt, gt)), ws.get("c_null", (gt, gt))
     syrk_upper(z, c_obs)
     syrk_upper(z_null, c_null)
@@ -301,9 +306,15 @@ def sketch_block(
     if options.pooled:
         start = int(np.searchsorted(level_bins, np.ceil(POOL_START_SD * N_BINS / np.sqrt(n)), side="left"))
         start = min(start, len(level_bins) - 1)
-        ia, ib, r, stat, stratum, null_codes, start_bin = pooled_candidates(
-            c_obs, c_null, z, z_null, bounds, order, levels, level_bins, start, options.two_sided, options.robust
-        )
+        scan = (bounds, order, levels, level_bins, start, options.two_sided, options.robust)
+        ia, ib, r, stat, stratum, null_codes, start_bin = pooled_candidates(c_obs, c_null, z, z_null, *scan)
+        copies = [null_codes]
+        for _ in range(options.n_null - 1):  # further independent permutations of the same locality
+            pi2 = np.concatenate([rng.permutation(n)] * 2)
+            null_copy(z, pi2, dense, z_null)
+            syrk_upper(z_null, c_null)
+            copies.append(pooled_candidates(c_obs, c_null, z, z_null, *scan)[5])
+        null_codes = np.concatenate(copies) if len(copies) > 1 else null_codes
         return LocalityCandidates(ia, ib, r, stat, stratum, null_codes, int(start_bin), int(n_tests), n_dense)
     ia, ib, r, null_at = significant_pairs(
         c_obs, c_null, z, z_null, bounds, order, levels, level_bins, options.fdr, options.two_sided, options.robust
@@ -336,14 +347,16 @@ def pool_localities(per_locality: list, options: SketchOptions) -> list[Locality
     null_codes = np.concatenate([c.null_codes for c in cands])
     keep_obs = obs_codes % N_BINS >= start_bin
     keep_null = null_codes % N_BINS >= start_bin
-    first, _ = pooled_thresholds(obs_codes[keep_obs], null_codes[keep_null], N_STRATA, options.fdr, start_bin)
+    first, _ = pooled_thresholds(
+        obs_codes[keep_obs], null_codes[keep_null], N_STRATA, options.fdr, start_bin, null_copies=options.n_null
+    )
     out = []
     for c in per_locality:
         if not isinstance(c, LocalityCandidates):
             out.append(c)
             continue
         keep = codes[id(c)] % N_BINS >= first[c.stratum]
-        null_at = int(np.sum(c.null_codes % N_BINS >= first[c.null_codes // N_BINS]))
+        null_at = round(np.sum(c.null_codes % N_BINS >= first[c.null_codes // N_BINS]) / options.n_null)
         out.append(finish_sketch(c.gene_a[keep], c.gene_b[keep], c.r[keep], c.n_tests, null_at, options, c.n_dense))
     return out
 
@@ -366,6 +379,7 @@ class SketchOptions:
     remove_dense: bool = True
     pooled: bool = True
     robust: bool = True
+    n_null: int = 1  # independent null permutations per locality (pooled thresholds only)
 
 
 def locality_cells(membership: sp.csc_matrix, loc: int) -> np.ndarray:

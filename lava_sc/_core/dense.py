@@ -149,17 +149,24 @@ def _permute_columns(z, pi2, z_null):
             z_null[r, k] = z[pi2[r + shift], k]
 
 
-def remove_dense(z: np.ndarray, z_null: np.ndarray, pi2: np.ndarray, rng: np.random.Generator) -> int:
+def remove_dense(z: np.ndarray, z_null: np.ndarray, pi2: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Project the dense components out of ``z`` and rebuild ``z_null`` from it, in place.
 
-    ``pi2`` is the locality's permutation repeated twice (see ``_write_tested``). Returns the number
-    of components removed.
+    ``pi2`` is the locality's permutation repeated twice (see ``_write_tested``). Returns the removed
+    components' cell scores (n x d, float32, orthonormal; d = 0 when none), which every further null
+    copy of the locality is projected off too (:func:`null_copy`).
     """
     u = dense_components(z, z_null, rng)
     if u.shape[1] == 0:
-        return 0
+        return np.zeros((z.shape[0], 0), dtype=np.float32)
     u = np.asarray(u, dtype=np.float32)
     _project_out(z, u)
+    null_copy(z, pi2, u, z_null)
+    return u
+
+
+def null_copy(z: np.ndarray, pi2: np.ndarray, u: np.ndarray, z_null: np.ndarray) -> None:
+    """In place: ``z_null`` <- the permutation null of ``z`` under ``pi2``, projected off ``u`` (n x d)."""
     _permute_columns(z, pi2, z_null)
-    _project_out(z_null, u)
-    return int(u.shape[1])
+    if u.shape[1]:
+        _project_out(z_null, u)

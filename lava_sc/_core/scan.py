@@ -303,7 +303,7 @@ def _scan(c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, n_bins, two_
 
 
 @numba.njit(cache=True, nogil=True)
-def _knockoff(h_obs, h_null, fdr, start):
+def _knockoff(h_obs, h_null, fdr, start, null_copies=1):
     n_strata, n_bins = h_obs.shape
     first = np.full(n_strata, n_bins, dtype=np.int64)
     null_at = 0
@@ -312,22 +312,27 @@ def _knockoff(h_obs, h_null, fdr, start):
         for b in range(n_bins - 1, start[s] - 1, -1):
             obs_tail += h_obs[s, b]
             null_tail += h_null[s, b]
-            if obs_tail > 0 and (1.0 + null_tail) / obs_tail <= fdr:
+            if obs_tail > 0 and (1.0 + null_tail) / null_copies / obs_tail <= fdr:
                 first[s], best_null = b, null_tail
         if first[s] < n_bins:
             null_at += best_null
     return first, null_at
 
 
-def knockoff_thresholds(h_obs: np.ndarray, h_null: np.ndarray, fdr: float, min_bin) -> tuple[np.ndarray, int]:
+def knockoff_thresholds(
+    h_obs: np.ndarray, h_null: np.ndarray, fdr: float, min_bin, null_copies: int = 1
+) -> tuple[np.ndarray, int]:
     """First histogram bin per stratum at which (1 + null exceedances) / observed exceedances <= fdr.
 
     Only bins at or above ``min_bin`` (one int, or one per stratum) qualify. Strata where no
     threshold qualifies get ``n_bins`` (nothing selected). Also returns the number of null
-    exceedances at the chosen thresholds (an estimate of false discoveries).
+    exceedances at the chosen thresholds (an estimate of false discoveries). ``h_null`` may hold
+    ``R = null_copies`` independent null draws of the same tests; the estimate is then
+    ``(1 + #null) / R / #observed``, the permutation p-value's ``(1 + #null >= t) / (R T + 1)``
+    (Phipson & Smyth 2010) times the ``T`` tests, which for ``R = 1`` is knockoff+'s.
     """
     start = np.broadcast_to(np.asarray(min_bin, dtype=np.int64), (h_obs.shape[0],))
-    first, null_at = _knockoff(h_obs, h_null, float(fdr), np.ascontiguousarray(start))
+    first, null_at = _knockoff(h_obs, h_null, float(fdr), np.ascontiguousarray(start), int(null_copies))
     return first, int(null_at)
 
 
@@ -398,19 +403,22 @@ def pooled_candidates(c_obs, c_null, z_obs, z_null, bounds, order, levels, level
     return ia[sort], ib[sort], cv[sort], ct[sort], cs[sort], null_codes, start[0]
 
 
-def pooled_thresholds(obs_codes: np.ndarray, null_codes: np.ndarray, n_strata: int, fdr: float, start_bin: int):
+def pooled_thresholds(
+    obs_codes: np.ndarray, null_codes: np.ndarray, n_strata: int, fdr: float, start_bin: int, null_copies: int = 1
+):
     """Knockoff+ thresholds per stratum over the pooled histograms of all localities.
 
     ``obs_codes`` / ``null_codes`` are ``stratum * N_BINS + bin`` of every observed / null statistic at
     or above ``start_bin``. The threshold of a stratum is the smallest bin ``t >= start_bin`` with
     ``(1 + #null >= t) / #observed >= t <= fdr``, counted over every locality: the false discovery
     rate is controlled over all (locality, pair) discoveries, so a program whose pairs are too few to
-    pass in one locality (fewer than 1 / fdr) is found where it recurs.
+    pass in one locality (fewer than 1 / fdr) is found where it recurs. With ``null_copies``
+    independent permutations per locality the estimate is ``(1 + #null) / null_copies / #observed``.
     """
     size = n_strata * N_BINS
     h_obs = np.bincount(obs_codes, minlength=size).reshape(n_strata, N_BINS)
     h_null = np.bincount(null_codes, minlength=size).reshape(n_strata, N_BINS)
-    return knockoff_thresholds(h_obs, h_null, fdr, start_bin)
+    return knockoff_thresholds(h_obs, h_null, fdr, start_bin, null_copies)
 
 
 @numba.njit(cache=True, nogil=True)
