@@ -36,6 +36,7 @@ from .scan import (
     LEVELS_SD,
     N_BINS,
     pooled_candidates,
+    pooled_null_codes,
     pooled_thresholds,
     scan_levels,
     significant_pairs,
@@ -313,7 +314,7 @@ def sketch_block(
             pi2 = np.concatenate([rng.permutation(n)] * 2)
             null_copy(z, pi2, dense, z_null)
             syrk_upper(z_null, c_null)
-            copies.append(pooled_candidates(c_obs, c_null, z, z_null, *scan)[5])
+            copies.append(pooled_null_codes(c_null, z_null, bounds, levels, level_bins, start, *scan[-2:]))
         null_codes = np.concatenate(copies) if len(copies) > 1 else null_codes
         return LocalityCandidates(ia, ib, r, stat, stratum, null_codes, int(start_bin), int(n_tests), n_dense)
     ia, ib, r, null_at = significant_pairs(

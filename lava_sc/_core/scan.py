@@ -128,9 +128,10 @@ def _stratum_of(bounds, i):
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
+def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided, observed=True):
     """Pass 1: per pair stratum, observed and null counts at or above each level, and the same per
     column segment (column j, row stratum a), so pass 2 reads only segments that reach the start.
+    ``observed=False`` counts the null only (a further null copy of a locality already scanned).
 
     Pairs whose null columns got the same cyclic shift (j - i a multiple of n) were paired with
     themselves in ``c_null``; their null value is replaced by one more shift of gene j, and the
@@ -156,7 +157,8 @@ def _count_pass(c_obs, c_null, z_null, bounds, levels, two_sided):
             for a in range(b + 1):
                 i0, i1 = bounds[a], min(bounds[a + 1], j)
                 if i1 > i0:
-                    _count_levels(c_obs[i0:i1, j], levels, two_sided, obs, a * n_strata + b, seg_obs[j, a])
+                    if observed:
+                        _count_levels(c_obs[i0:i1, j], levels, two_sided, obs, a * n_strata + b, seg_obs[j, a])
                     _count_levels(c_null[i0:i1, j], levels, two_sided, null, a * n_strata + b, seg_null[j, a])
             i = j - n
             while i >= 0:
@@ -230,11 +232,26 @@ def _starts(obs, null, fdr):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, n_bins, two_sided, fdr, robust, forced_start=-1):
+def _scan(
+    c_obs,
+    c_null,
+    z_obs,
+    z_null,
+    bounds,
+    levels,
+    level_bins,
+    n_bins,
+    two_sided,
+    fdr,
+    robust,
+    forced_start=-1,
+    observed=True,
+):
     """Histograms (from each stratum's start up), observed candidates and start bins of one locality.
 
     ``forced_start >= 0`` starts every stratum at that level instead of the lowest level not ruled
     out by this locality's own counts (pooled thresholds are set over all localities).
+    ``observed=False`` (with ``forced_start``) reads the null only: no observed counts or candidates.
 
     With ``robust`` the statistic of every pair at or above the start, observed and null alike, is
     its :func:`leave_one_out` value (``z_obs`` / ``z_null``: the columns behind the two Gram
@@ -246,7 +263,7 @@ def _scan(c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, n_bins, two_
     """
     n_strata = len(bounds) - 1
     obs, null, seg_obs, seg_null, fix_s, fix_ij, fix_old, fix_new = _count_pass(
-        c_obs, c_null, z_null, bounds, levels, two_sided
+        c_obs, c_null, z_null, bounds, levels, two_sided, observed
     )
     start = _starts(obs, null, fdr)
     if forced_start >= 0:
@@ -383,14 +400,7 @@ def pooled_candidates(c_obs, c_null, z_obs, z_null, bounds, order, levels, level
     h_obs, h_null, ci, cj, cv, ct, cs, start = _scan(
         c_obs, c_null, z_obs, z_null, bounds, levels, level_bins, N_BINS, two_sided, 1.0, robust, start_level
     )
-    n_null = h_null.sum()
-    null_codes = np.empty(n_null, dtype=np.int32)
-    k = 0
-    for s in range(h_null.shape[0]):
-        for b in range(h_null.shape[1]):
-            for _ in range(h_null[s, b]):
-                null_codes[k] = s * N_BINS + b
-                k += 1
+    null_codes = _codes_of(h_null)
     ia = np.empty(len(cv), dtype=np.int32)
     ib = np.empty(len(cv), dtype=np.int32)
     key = np.empty(len(cv), dtype=np.int64)
@@ -401,6 +411,28 @@ def pooled_candidates(c_obs, c_null, z_obs, z_null, bounds, order, levels, level
         key[q] = np.int64(ib[q]) * width + ia[q]
     sort = np.argsort(key)
     return ia[sort], ib[sort], cv[sort], ct[sort], cs[sort], null_codes, start[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def pooled_null_codes(c_null, z_null, bounds, levels, level_bins, start_level, two_sided, robust):
+    """The null codes of :func:`pooled_candidates` alone, for a further null copy of a locality."""
+    h_null = _scan(
+        c_null, c_null, z_null, z_null, bounds, levels, level_bins, N_BINS, two_sided, 1.0, robust, start_level, False
+    )[1]
+    return _codes_of(h_null)
+
+
+@numba.njit(cache=True, nogil=True)
+def _codes_of(h_null):
+    """``stratum * N_BINS + bin`` of every count of a strata x bins histogram."""
+    codes = np.empty(h_null.sum(), dtype=np.int32)
+    k = 0
+    for s in range(h_null.shape[0]):
+        for b in range(h_null.shape[1]):
+            for _ in range(h_null[s, b]):
+                codes[k] = s * N_BINS + b
+                k += 1
+    return codes
 
 
 def pooled_thresholds(
