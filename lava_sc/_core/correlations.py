@@ -307,14 +307,16 @@ def sketch_block(
     if options.pooled:
         start = int(np.searchsorted(level_bins, np.ceil(POOL_START_SD * N_BINS / np.sqrt(n)), side="left"))
         start = min(start, len(level_bins) - 1)
-        scan = (bounds, order, levels, level_bins, start, options.two_sided, options.robust)
-        ia, ib, r, stat, stratum, null_codes, start_bin = pooled_candidates(c_obs, c_null, z, z_null, *scan)
+        flags = (options.two_sided, options.robust)
+        ia, ib, r, stat, stratum, null_codes, start_bin = pooled_candidates(
+            c_obs, c_null, z, z_null, bounds, order, levels, level_bins, start, *flags
+        )
         copies = [null_codes]
         for _ in range(options.n_null - 1):  # further independent permutations of the same locality
             pi2 = np.concatenate([rng.permutation(n)] * 2)
             null_copy(z, pi2, dense, z_null)
             syrk_upper(z_null, c_null)
-            copies.append(pooled_null_codes(c_null, z_null, bounds, levels, level_bins, start, *scan[-2:]))
+            copies.append(pooled_null_codes(c_null, z_null, bounds, levels, level_bins, start, *flags))
         null_codes = np.concatenate(copies) if len(copies) > 1 else null_codes
         return LocalityCandidates(ia, ib, r, stat, stratum, null_codes, int(start_bin), int(n_tests), n_dense)
     ia, ib, r, null_at = significant_pairs(

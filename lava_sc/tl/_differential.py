@@ -131,9 +131,10 @@ def differential(
         Moderate each side's variance (Smyth 2004's empirical Bayes, as limma's moderated t, with a
         variance per side): a side's variance is shrunk towards the same module's variance in the
         group's other conditions, by as much as the variances of all groups and modules say such
-        sides agree, and gains those degrees of freedom (see Notes). With few replicates on a side (2 or 3 donors) a variance estimated from 1 or 2
-        degrees of freedom is often far too small by chance, and plain Welch then calls small,
-        unreplicated differences significant. ``False``: plain Welch (TREAT) on each side's own variance.
+        sides agree, and gains those degrees of freedom (see Notes). With few replicates on a side
+        (2 or 3 donors) a variance estimated from 1 or 2 degrees of freedom is often far too small by
+        chance, and plain Welch then calls small, unreplicated differences significant. ``False``:
+        plain Welch (TREAT) on each side's own variance.
     {copy}
 
     Returns
