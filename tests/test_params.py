@@ -42,6 +42,8 @@ def _settings():
             remove_dense=False,
             robust=False,
             fdr_scope="locality",
+            n_null="auto",
+            n_null_used=1,
             partial_out=["donor", "X_pca"],
             n_partial_components=2,
             random_state=0,

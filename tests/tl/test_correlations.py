@@ -234,10 +234,10 @@ def test_uses_fewer_threads_when_only_those_fit_in_memory(monkeypatch):
 
 def test_null_permutations_follow_the_data_size(pbmc_loc):
     """'auto': several permutations on small data (pbmc68k_reduced: 21 localities), one on an atlas."""
-    adata = run(pbmc_loc)
+    assert run(pbmc_loc).uns["lava"]["params"]["correlations"]["n_null_used"] == 1  # the default: 1
+    adata = run(pbmc_loc, n_null="auto")
     record = adata.uns["lava"]["params"]["correlations"]
     assert record["n_null"] == "auto" and 2 <= record["n_null_used"] <= 8
     assert null_copies("auto", 1000, 1000, True) == 1  # 5e8 tests per permutation
     assert null_copies("auto", 20, 50, True) == 8  # capped
     assert null_copies("auto", 20, 50, False) == 1  # per-locality thresholds: one permutation
-    assert run(pbmc_loc, n_null=1).uns["lava"]["params"]["correlations"]["n_null_used"] == 1
