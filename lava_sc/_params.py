@@ -278,6 +278,8 @@ class LocalitiesSettings(Settings):
     basis: str | None = recorded_only()
     n_cells: int
     overlap: float
+    n_placements: int | Literal["auto"]
+    n_placements_used: int | None = recorded_only()
     max_evaluations: int
     knn_method: Literal["auto", "exact", "pynndescent"]
     max_exact_cells: int

@@ -26,6 +26,8 @@ def _settings():
             basis="X_umap",
             n_cells=80,
             overlap=3.0,
+            n_placements=2,
+            n_placements_used=2,
             max_evaluations=12,
             knn_method="exact",
             max_exact_cells=50_000,

@@ -23,8 +23,9 @@ class LocalityResult:
     in_degree: np.ndarray  # (n_points,) kNN in-degree
     alpha: float
     beta: float
-    coverage_loss: float
+    coverage_loss: float  # of placement 0
     n_evaluations: int
+    placement: np.ndarray  # (n_localities,) the placement each locality belongs to
 
 
 def n_localities_for(n_points: int, n_cells: int, overlap: float) -> int:
@@ -76,10 +77,12 @@ FINAL_CANDIDATES = 5
 FINAL_SEEDS = 3
 
 
-def planned_evaluations(n_points: int, max_evaluations: int, max_exact_cells: int) -> int:
+def planned_evaluations(n_points: int, max_evaluations: int, max_exact_cells: int, n_placements: int = 1) -> int:
     """Placements :func:`find_localities` plans: DIRECT's budget, plus on the fast path the candidates
-    ranked on all points and the final seeds (DIRECT may end its last sweep a few past its budget)."""
-    return max_evaluations + (0 if n_points <= max_exact_cells else FINAL_CANDIDATES + FINAL_SEEDS)
+    ranked on all points and the final seeds, for each placement (DIRECT may end its last sweep a few
+    past its budget)."""
+    fast = 0 if n_points <= max_exact_cells else FINAL_CANDIDATES + FINAL_SEEDS
+    return (max_evaluations + fast) * n_placements
 
 
 def place_probes(
@@ -164,6 +167,7 @@ def find_localities(
     n_cells: int,
     overlap: float,
     random_state: int = 0,
+    n_placements: int = 1,
     bounds: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 3.0), (0.0, 3.0)),
     max_evaluations: int = 40,
     knn_method: str = "auto",
@@ -197,26 +201,87 @@ def find_localities(
         would re-run a k-means of all points at every evaluation.
     search_cells
         Smallest size of that subsample (at least ``MIN_SEARCH_LOCALITY`` cells per locality).
+    n_placements
+        Independent placements, stacked in ``probes`` and ``members`` (``placement`` says which each
+        locality belongs to): each its own search, from seeds drawn from ``random_state``
+        (:func:`placement_seed`; placement 0 is ``random_state``'s, today's single placement). They
+        share the kNN statistics; the diagnostics (alpha, beta, coverage loss) are placement 0's.
     progress
-        Optional callable invoked after every evaluation (e.g. a tqdm ``update``).
+        Optional callable invoked after every evaluation.
     """
     n_points = len(points)
     index = NeighbourIndex(points, method=knn_method, n_neighbors=n_cells, random_state=random_state)
     in_degree, mean_dist = neighbourhood_statistics(index, n_cells)
     n_loc = n_localities_for(n_points, n_cells, overlap)
-    if n_points <= max_exact_cells:
-        search = direct_search(
-            index, in_degree, mean_dist, n_cells, n_loc, random_state, bounds, max_evaluations, progress
+    search = Search(points, index, in_degree, mean_dist, n_cells, n_loc, bounds, max_evaluations, progress)
+    placements = [
+        search.place(
+            random_state if p == 0 else placement_seed(random_state, p), knn_method, max_exact_cells, search_cells
         )
-        alpha, beta, loss, probes, members, coverage, n_eval = search
-    else:
+        for p in range(n_placements)
+    ]
+    alpha, beta, loss, _, _, _, n_eval = placements[0]
+    return LocalityResult(
+        probes=np.vstack([pl[3] for pl in placements]),
+        members=np.vstack([pl[4] for pl in placements]),
+        coverage=np.sum([pl[5] for pl in placements], axis=0),
+        in_degree=in_degree,
+        alpha=alpha,
+        beta=beta,
+        coverage_loss=loss,
+        n_evaluations=int(sum(pl[6] for pl in placements)),
+        placement=np.repeat(np.arange(n_placements), n_loc),
+    )
+
+
+def placement_seed(random_state: int, placement: int) -> int:
+    """Seed of placement ``placement`` >= 1: drawn from (random_state, placement), so that the
+    placements of one ``random_state`` share no seed with those of another."""
+    return int(np.random.SeedSequence([random_state, placement]).generate_state(1)[0])
+
+
+@dataclass
+class Search:
+    """One placement problem: the points, their kNN statistics and DIRECT's settings."""
+
+    points: np.ndarray
+    index: NeighbourIndex
+    in_degree: np.ndarray
+    mean_dist: np.ndarray
+    n_cells: int
+    n_loc: int
+    bounds: tuple
+    max_evaluations: int
+    progress: object = None
+
+    def place(self, random_state: int, knn_method: str, max_exact_cells: int, search_cells: int):
+        """DIRECT over (alpha, beta) and the winner's probes, from ``random_state``'s k-means++ seeds:
+        alpha, beta, loss, probes, members, coverage, evaluations."""
+        if len(self.points) <= max_exact_cells:
+            return direct_search(
+                self.index,
+                self.in_degree,
+                self.mean_dist,
+                self.n_cells,
+                self.n_loc,
+                random_state,
+                self.bounds,
+                self.max_evaluations,
+                self.progress,
+            )
+        return self.place_fast(random_state, knn_method, search_cells)
+
+    def place_fast(self, random_state: int, knn_method: str, search_cells: int):
+        """The fast path: DIRECT on a subsample, its best few (alpha, beta) ranked on all points."""
+        points, index, in_degree, n_cells, n_loc = self.points, self.index, self.in_degree, self.n_cells, self.n_loc
+        progress = self.progress
         candidates, n_eval = subsample_search(
-            points, n_cells, n_loc, search_cells, random_state, bounds, max_evaluations, knn_method, progress
+            points, n_cells, n_loc, search_cells, random_state, self.bounds, self.max_evaluations, knn_method, progress
         )
         best = None
         shared = None
         for alpha_c, beta_c in candidates:  # the subsample's best few, ranked on all points
-            weights = cell_weights(in_degree, mean_dist, alpha_c, beta_c)
+            weights = cell_weights(in_degree, self.mean_dist, alpha_c, beta_c)
             if shared is None and points.shape[1] <= EXACT_MAX_DIMS:
                 # one k-means++ seeding of all points (with the best candidate's weights) starts every
                 # candidate's Lloyd: the seeding costs as much as 15 Lloyd passes at 1M cells, and the
@@ -240,17 +305,7 @@ def find_localities(
             final_loss = coverage_loss(final_coverage, in_degree)
             if final_loss < loss:
                 loss, probes, members, coverage = final_loss, final, final_members, final_coverage
-        n_eval += len(candidates) + FINAL_SEEDS
-    return LocalityResult(
-        probes=probes,
-        members=members,
-        coverage=coverage,
-        in_degree=in_degree,
-        alpha=alpha,
-        beta=beta,
-        coverage_loss=loss,
-        n_evaluations=n_eval,
-    )
+        return alpha, beta, loss, probes, members, coverage, n_eval + len(candidates) + FINAL_SEEDS
 
 
 def subsample_search(points, n_cells, n_loc, search_cells, random_state, bounds, max_evaluations, knn_method, progress):

@@ -111,6 +111,21 @@ def nmf_pair_modules(
     return labels.astype(np.int64), w
 
 
+def placement_majority(sketch: sp.csr_matrix, in_placement: np.ndarray) -> np.ndarray:
+    """Per pair, whether it is significant in some locality of more than half the placements.
+
+    ``sketch`` is localities x pairs, ``in_placement`` localities x placements (boolean: the
+    placements holding each locality). With one placement every pair found anywhere passes. A pair
+    that only one way of cutting the embedding shows sits where one set of locality boundaries
+    happened to fall; a programme shows in most cuts.
+    """
+    in_placement = np.asarray(in_placement, dtype=bool)
+    found = sp.csc_matrix(sketch)
+    found.data = np.ones_like(found.data)
+    placements_found = (sp.csr_matrix(in_placement.T.astype(np.float64)) @ found) > 0  # placements x pairs
+    return np.asarray(placements_found.sum(axis=0)).ravel() > in_placement.shape[1] / 2
+
+
 def module_size(labels: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, label: int) -> int:
     """Number of distinct genes in the pairs labelled ``label``."""
     sel = labels == label

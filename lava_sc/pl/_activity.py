@@ -151,7 +151,9 @@ def activity(
     if size is None:
         size = default_point_size(adata.n_obs)
     if shared_scale:
-        every = values[names].to_numpy(dtype=np.float64).ravel()
+        # with groupby, over the cells of the levels drawn (the docstring's rule; before, all cells)
+        cells = slice(None) if groupby is None else np.isin(split, levels)
+        every = values[names].to_numpy(dtype=np.float64)[cells].ravel()
         vmin, vmax = _range(vmin, every, "vmin", min), _range(vmax, every, "vmax", max)
     if backend == "scanpy":
         axes = _scanpy_panels(

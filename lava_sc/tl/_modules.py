@@ -21,6 +21,7 @@ from .._core.modules import (
     module_support,
     nmf_pair_modules,
     order_modules,
+    placement_majority,
     split_large,
 )
 from .._core.score import module_set_activity
@@ -95,7 +96,9 @@ def modules(
     rank
         Number of NMF components (``method="nmf"``); higher gives more, smaller modules.
     min_support
-        Pairs significant in fewer localities are ignored (recurring evidence only). ``"auto"``
+        Pairs significant in fewer localities are ignored (recurring evidence only); with several
+        placements (``tl.localities(n_placements=)``), so are pairs significant in localities of at
+        most half of them, and ``"auto"`` counts only the pairs left. ``"auto"``
         (default): the smallest support (at least 2) that fewer than one of the tested pairs would
         reach by chance, with chance recurrence modelled as Poisson at the rate of single-locality
         discoveries. It stays 2 for a few hundred localities and rises with their number (5 at a
@@ -185,7 +188,7 @@ def modules(
         gene_index = pd.Index(gene_names)
         ga = gene_index.get_indexer(pairs["gene_a"].astype(str))
         gb = gene_index.get_indexer(pairs["gene_b"].astype(str))
-        support = pairs["support"].to_numpy()
+        support = pairs["support"].to_numpy() * placement_majority(sketch, locality_placement(slot, sketch.shape[0]))
         min_support_used = chance_support(support, len(gene_names)) if min_support == "auto" else min_support
         recurring = np.flatnonzero(support >= min_support_used)
 
@@ -302,6 +305,14 @@ def population_check(adata, key, groupby, table, gene_index, names, loc_act, cel
     )
     stats = module_stats(names, loc_act, within, composition["purity"].to_numpy(), cell_act, codes, groups)
     return stats, composition_entry(composition, groupby), between_population_modules(stats)
+
+
+def locality_placement(slot, n_localities: int) -> np.ndarray:
+    """Localities x placements: the placements holding each locality (``tl.localities(n_placements=)``)."""
+    held = slot.get("localities", {}).get("in_placement")
+    if held is None or np.ndim(held) != 2 or len(held) != n_localities:
+        return np.ones((n_localities, 1), dtype=bool)
+    return np.asarray(held, dtype=bool)
 
 
 def chance_support(support: np.ndarray, n_genes: int) -> int:

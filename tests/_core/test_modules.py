@@ -1,8 +1,9 @@
 """Kernels of the module step: gene scores and sides of signed modules."""
 
 import numpy as np
+import scipy.sparse as sp
 
-from lava_sc._core.modules import gene_scores, gene_sides
+from lava_sc._core.modules import gene_scores, gene_sides, placement_majority
 
 
 def signed_module(n_plus=4, n_minus=3, rng=None):
@@ -38,3 +39,21 @@ def test_a_module_of_correlated_pairs_is_all_positive_even_with_a_sparse_graph()
     sides = gene_sides(ga, gb, np.full(4, 0.4), 6)
     np.testing.assert_array_equal(sides, [1, 1, 1, 1, 1, 0])
     assert gene_sides(np.array([], int), np.array([], int), np.array([]), 3).tolist() == [0, 0, 0]
+
+
+def test_a_pair_passes_where_more_than_half_the_placements_find_it():
+    # 4 localities: 0 and 1 in placement 0, 2 in placement 1, 3 shared by placements 1 and 2
+    in_placement = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=bool)
+    sketch = sp.csr_matrix(
+        np.array(
+            [
+                [0.5, 0.5, 0.0, 0.5],  # pair 0: placement 0 only (twice), pair 1: placements 0 and 1
+                [0.5, 0.0, 0.0, 0.0],
+                [0.0, 0.5, 0.0, 0.0],
+                [0.0, 0.0, 0.5, 0.5],  # pair 2: locality 3 alone is in two placements; pair 3: all three
+            ]
+        )
+    )
+    np.testing.assert_array_equal(placement_majority(sketch, in_placement), [False, True, True, True])
+    one = np.ones((4, 1), dtype=bool)  # one placement: anything found passes
+    np.testing.assert_array_equal(placement_majority(sketch, one), [True, True, True, True])

@@ -29,11 +29,11 @@ def test_default_colours_by_coverage(pbmc_lava):
     colours = np.asarray(_cell_layer(ax).get_array())
     np.testing.assert_array_equal(np.sort(colours), np.sort(coverage))
     assert ax.get_xlabel() == "UMAP1"  # the recorded basis
-    # every probe numbered
     n = _n_localities(pbmc_lava)
-    labels = sorted(int(t.get_text()) for t in ax.texts)
-    assert labels == list(range(n))
     assert str(n) in ax.get_title()
+    assert n > 60 and not ax.texts  # 5 placements of 21 on this data: too many probes to number by default
+    ax = lv.pl.localities(pbmc_lava, probe_labels=True, show=False)  # every probe numbered
+    assert sorted(int(t.get_text()) for t in ax.texts) == list(range(n))
 
 
 def test_probes_at_recorded_positions(pbmc_lava):

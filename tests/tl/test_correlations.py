@@ -10,7 +10,9 @@ from lava_sc.tl._correlations import null_copies
 @pytest.fixture(scope="module")
 def pbmc_loc(pbmc):
     adata = pbmc.copy()
-    lv.tl.localities(adata, n_cells=100)
+    # one placement (21 localities), as when these properties were measured; with the default 5 the
+    # scaled-vs-log-normalised median |r| difference is 0.07 (clipping at 10 in X), not 0.04
+    lv.tl.localities(adata, n_cells=100, n_placements=1)
     return adata
 
 

@@ -28,7 +28,7 @@ def small_tasks(monkeypatch):
 @pytest.fixture(scope="module")
 def planted_loc():
     adata = lv.datasets.simulate_planted(n_cells=1500, n_noise_genes=50, random_state=0)
-    lv.tl.localities(adata, n_cells=100, random_state=0)
+    lv.tl.localities(adata, n_cells=100, n_placements=1, random_state=0)  # 15 localities: 6 tasks
     return adata
 
 

@@ -15,7 +15,7 @@ from lava_sc._core.localities import (
 
 def test_writes_membership_probes_and_diagnostics(pbmc):
     adata = pbmc.copy()
-    lv.tl.localities(adata, n_cells=100, overlap=3)
+    lv.tl.localities(adata, n_cells=100, overlap=3, n_placements=1)
     member = adata.obsm["lava_localities"]
     n_loc = int(np.ceil(700 * 3 / 100))
     assert sp.issparse(member) and member.shape == (700, n_loc)
@@ -25,6 +25,33 @@ def test_writes_membership_probes_and_diagnostics(pbmc):
     assert 0 <= diag["alpha"] <= 3 and 0 <= diag["beta"] <= 3
     assert diag["n_uncovered"] == int((np.asarray(member.sum(axis=1)).ravel() == 0).sum())
     assert adata.uns["lava"]["params"]["localities"]["n_cells"] == 100
+
+
+def test_auto_placements_hold_about_100_localities_together():
+    from lava_sc.tl._localities import auto_placements
+
+    assert [auto_placements(n) for n in (1, 21, 27, 45, 66, 67, 90, 5000)] == [5, 5, 4, 2, 2, 1, 1, 1]
+
+
+def test_placements_are_independent_and_the_first_is_the_single_one(pbmc):
+    single, several = pbmc.copy(), pbmc.copy()
+    lv.tl.localities(single, n_cells=100, n_placements=1, random_state=2)
+    lv.tl.localities(several, n_cells=100, random_state=2)  # auto: 21 localities per placement -> 5
+    diag = several.uns["lava"]["localities"]
+    held = np.asarray(diag["in_placement"])
+    member = several.obsm["lava_localities"].tocsc()
+    assert diag["n_placements"] == 5 and several.uns["lava"]["params"]["localities"]["n_placements_used"] == 5
+    assert held.shape == (member.shape[1], 5) and diag["n_localities"] == member.shape[1]
+    np.testing.assert_array_equal(held.sum(axis=0), 21)  # every placement keeps its 21 localities
+    assert held.any(axis=1).all()
+    # a locality is stored once, however many placements hold it
+    cells = [tuple(member.indices[member.indptr[j] : member.indptr[j + 1]]) for j in range(member.shape[1])]
+    assert len(set(cells)) == len(cells)
+    # placement 0 is what random_state gives alone; the others are other cuts of the embedding
+    np.testing.assert_array_equal(several.uns["lava"]["probes"][:21], single.uns["lava"]["probes"])
+    assert (member[:, :21] != single.obsm["lava_localities"].tocsc()).nnz == 0
+    assert held[:21, 0].all() and not held[21:, 0].any()
+    assert len(cells) > 21 + 21  # the other placements are not copies of the first
 
 
 def test_members_are_the_nearest_cells_to_each_probe(pbmc):
@@ -54,11 +81,11 @@ def test_direct_improves_on_unweighted_kmeans(planted):
 
 def test_high_dimensional_basis_uses_pynndescent(pbmc):
     adata = pbmc.copy()
-    lv.tl.localities(adata, "X_pca", n_cells=60, knn_method="pynndescent")
+    lv.tl.localities(adata, "X_pca", n_cells=60, knn_method="pynndescent", n_placements=1)
     assert adata.obsm["lava_localities"].shape[0] == 700
     # approximate neighbours agree closely with exact ones on 50-d PCA
     exact = pbmc.copy()
-    lv.tl.localities(exact, "X_pca", n_cells=60, knn_method="exact")
+    lv.tl.localities(exact, "X_pca", n_cells=60, knn_method="exact", n_placements=1)
     a, b = adata.obsm["lava_localities"], exact.obsm["lava_localities"]
     assert abs(a.sum() - b.sum()) == 0
 
@@ -87,6 +114,9 @@ def test_copy_leaves_input_untouched(pbmc):
         ({"overlap": -1}, ValueError, "overlap"),
         ({"overlap": 500}, ValueError, "lower `overlap`"),
         ({"knn_method": "annoy"}, ValueError, "knn_method"),
+        ({"n_placements": 0}, ValueError, "`n_placements` must be >= 1"),
+        ({"n_placements": 6}, ValueError, "`n_placements` must be <= 5"),
+        ({"n_placements": "many"}, TypeError, "'auto' or an integer from 1 to 5"),
     ],
 )
 def test_bad_arguments(pbmc, kwargs, error, match):

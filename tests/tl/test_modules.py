@@ -223,3 +223,24 @@ def test_pbmc_modules_are_readable(pbmc_lava):
     nk = genes.loc[genes["gene"] == "NKG7", "module"]
     assert len(nk) == 1
     assert {"GNLY", "GZMB"} <= set(genes.loc[genes["module"] == nk.iloc[0], "gene"])
+
+
+def test_module_pairs_are_found_in_most_placements(pbmc_lava):
+    """On pbmc68k_reduced the defaults place 5 independent sets of localities; a module pair must be
+    significant in localities of at least 3 of them, and the known programmes must still be found."""
+    slot = pbmc_lava.uns["lava"]
+    held = np.asarray(slot["localities"]["in_placement"])
+    assert held.shape[1] == 5
+    pairs = slot["pairs"].reset_index(drop=True)
+    column = {(a, b): j for j, (a, b) in enumerate(zip(pairs["gene_a"], pairs["gene_b"], strict=True))}
+    sketch = sp.csc_matrix(slot["sketch"])
+    table = slot["modules"]
+    for a, b in zip(table["gene_a"], table["gene_b"], strict=True):
+        j = column[(a, b)]
+        rows = sketch.indices[sketch.indptr[j] : sketch.indptr[j + 1]]
+        assert held[rows].any(axis=0).sum() >= 3, (a, b)
+    found_once = pairs.loc[pairs["support"] == 1, ["gene_a", "gene_b"]].apply(tuple, axis=1)
+    assert not set(found_once) & set(zip(table["gene_a"], table["gene_b"], strict=True))
+    sets = [set(g) for g in lv.get.module_genes(pbmc_lava).groupby("module", observed=True)["gene"].agg(list)]
+    assert any({"NKG7", "GNLY", "GZMB"} <= s for s in sets)  # cytotoxic
+    assert any({"HLA-DRA", "HLA-DPA1", "CD74"} <= s for s in sets)  # MHC class II
