@@ -468,6 +468,12 @@ def module_list(adata, key: str) -> list[str]:
     return [str(c) for c in get.activity(adata, key=key, level="localities").columns]
 
 
+def placements_note(diag) -> str:
+    """``", 5 placements (pairs kept in 3+)"`` for several placements, else nothing."""
+    k = int(diag.get("n_placements", 1) or 1)
+    return f", {k} placements (pairs kept in {k // 2 + 1}+)" if k > 1 else ""
+
+
 def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
     """A one-screen text summary of the LAVA results stored under ``key`` (the rows of ``get.summary``)."""
     from . import get
@@ -485,7 +491,8 @@ def summary(adata, *, key: str = "lava", title: str = "LAVA") -> str:
         f"  cells                     {adata.n_obs}",
         f"  genes tested              {table.attrs['n_genes_tested']} ({table.attrs['gene_source']})",
         f"  localities                {n_loc} on {diag['basis']} ({int(params['localities']['n_cells'])} cells each, "
-        f"overlap {float(params['localities']['overlap']):g}; {int(diag['n_uncovered'])} cells in none)",
+        f"overlap {float(params['localities']['overlap']):g}{placements_note(diag)}; "
+        f"{int(diag['n_uncovered'])} cells in none)",
         f"  significant associations  {n_found} (locality, gene pair) at FDR {float(params['correlations']['fdr']):g}; "
         f"{n_pairs} distinct pairs",
         f"  modules                   {len(table)} ({method})",
