@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_default(localities, "overlap"),
         help="average number of localities per cell (default: %(default)s)",
     )
+    loc.add_argument(
+        "--n-placements",
+        type=placements,
+        default=_default(localities, "n_placements"),
+        help="independent probe placements, 'auto' or 1-5; pairs are kept if most placements find them "
+        "(default: %(default)s, several only on small data)",
+    )
     cor = run.add_argument_group("correlations")
     cor.add_argument(
         "--layer", default=_default(correlations, "layer"), help="layer with log-normalised expression (default: X)"
@@ -255,6 +262,7 @@ def run_file(args: argparse.Namespace) -> int:
         args.basis,
         n_cells=args.n_cells,
         overlap=args.overlap,
+        n_placements=args.n_placements,
         random_state=args.random_state,
         key_added=args.key,
     )
@@ -333,6 +341,24 @@ def at_least(low: int):
 
     parse.__name__ = "integer"
     return parse
+
+
+def placements(text: str) -> int | str:
+    """An argparse type for --n-placements: ``auto`` or an integer from 1 to ``tl.localities``' limit."""
+    if text == "auto":
+        return text
+    from .tl._localities import MAX_PLACEMENTS
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PLACEMENTS:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer from 1 to {MAX_PLACEMENTS}, got {text}")
+    return value
+
+
+placements.__name__ = "placements"
 
 
 def above(low: float):

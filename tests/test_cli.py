@@ -106,6 +106,8 @@ def test_run_nmf_with_tables_and_figures(small_h5ad, tmp_path, capsys):
             "nmf",
             "--rank",
             "5",
+            "--n-placements",
+            "1",
             "--tables",
             str(tmp_path / "tables"),
             "--figures",
@@ -118,6 +120,8 @@ def test_run_nmf_with_tables_and_figures(small_h5ad, tmp_path, capsys):
     adata = ad.read_h5ad(out)
     assert adata.uns["lava"]["params"]["modules"]["method"] == "nmf"
     assert adata.uns["lava"]["params"]["modules"]["rank"] == 5
+    assert adata.uns["lava"]["params"]["localities"]["n_placements_used"] == 1
+    assert "placements" not in captured.out  # the summary names placements only when there are several
     assert len(adata.uns["lava"]["modules"]) > 0
     for name in ("modules.csv", "module_genes.csv", "activity.csv"):
         assert (tmp_path / "tables" / name).stat().st_size > 0
@@ -162,6 +166,8 @@ def test_run_bad_parameter(small_h5ad, tmp_path, capsys):
         (["--rank", "0"], "argument --rank: must be an integer >= 1"),
         (["--resolution", "-1"], "argument --resolution: must be a number > 0"),
         (["--n-cells", "1"], "argument --n-cells: must be an integer >= 3"),
+        (["--n-placements", "9"], "argument --n-placements: must be 'auto' or an integer from 1 to 5, got 9"),
+        (["--n-placements", "many"], "argument --n-placements: must be 'auto' or an integer from 1 to 5"),
         (["--layer", "nope"], "--layer: Layer 'nope' not found"),
         (["--partial-out", "nonexistent"], "--partial-out: 'nonexistent' is neither an obsm key"),
     ],
