@@ -11,6 +11,9 @@
     python -m benchmarks.run --out benchmarks/results --write-readme
     python -m benchmarks.run --render --write-readme  # run nothing: markdown (and README) from --out's JSON
 
+Out of core (a store on disk, a LocalCluster; its own command, minutes to an hour):
+    python -m benchmarks.out_of_core --cells 5000000 --genes 1000 --store /tmp/ooc/atlas.zarr
+
 Parts (``--only``; ``speed`` names the first four; without ``--only``, the speed suite):
   hotspot       speed.py: lava_sc.tl.modules vs Hotspot's full pipeline on identical simulated data
   floor         speed.py: lava_sc.tl.correlations vs this machine's float32 GEMM rate (with a cProfile)

@@ -1,5 +1,6 @@
-"""Files in and out: gene sets (GMT files, for :func:`lava_sc.tl.enrich` and :func:`lava_sc.tl.score`) and
-the HTML report of a run (:func:`write_report`).
+"""Files in and out: gene sets (GMT files, for :func:`lava_sc.tl.enrich` and :func:`lava_sc.tl.score`),
+the HTML report of a run (:func:`write_report`), and the row order to write a store in for a lazy,
+out-of-core run (:func:`embedding_order`).
 
 A GMT file has one gene set per line, tab-separated: the set's name, a description, then its genes.
 In memory a collection of gene sets is a ``dict`` name -> list of genes, or a decoupler-style "net"
@@ -19,8 +20,9 @@ import pandas as pd
 
 from ._files import atomic_write
 from ._report import write_report
+from ._store import embedding_order
 
-__all__ = ["read_gmt", "write_gmt", "write_report"]
+__all__ = ["read_gmt", "write_gmt", "write_report", "embedding_order"]
 
 
 def read_gmt(path: str | os.PathLike) -> dict[str, list[str]]:

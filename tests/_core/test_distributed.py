@@ -116,3 +116,29 @@ def test_bad_arguments(data):
         distributed.sketch_localities_dask(as_dask(x, "dense"), membership, SketchOptions(), localities_per_task=0)
     with pytest.raises(ValueError, match="cells"):
         distributed.sketch_localities_dask(as_dask(x[:100], "dense"), membership, SketchOptions())
+
+
+def test_batches_follow_the_rows_and_cover_every_locality_once():
+    rng = np.random.default_rng(3)
+    n, n_loc, size = 1000, 40, 50
+    starts = rng.permutation(n_loc) * (n - size) // n_loc  # localities are row ranges, listed out of order
+    rows = np.concatenate([np.arange(s, s + size) for s in starts])
+    membership = sp.csc_matrix((np.ones(len(rows)), (rows, np.repeat(np.arange(n_loc), size))), shape=(n, n_loc))
+    batches = distributed.locality_batches(membership, 8)
+    assert [len(b) for b in batches] == [8] * 5
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(n_loc))
+    medians = np.concatenate([starts[b] for b in batches])
+    assert (np.diff(medians) >= 0).all()  # in row order: a batch's rows are one compact stretch
+    spans = [np.ptp(np.concatenate([np.arange(s, s + size) for s in starts[b]])) for b in batches]
+    assert max(spans) < n // 4
+
+
+def test_batches_leave_the_membership_as_it_was(data):
+    _, membership, _ = data
+    shuffled = membership.copy()
+    shuffled.has_sorted_indices = False
+    before = shuffled.indices.copy()
+    distributed.locality_batches(shuffled, 5)
+    np.testing.assert_array_equal(shuffled.indices, before)
+    empty = sp.csc_matrix((10, 3))
+    assert [b.tolist() for b in distributed.locality_batches(empty, 2)] == [[0, 1], [2]]
