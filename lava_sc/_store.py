@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 
-from ._core.ordering import hilbert_order
+from ._core.ordering import KEY_BITS, MIN_BITS_PER_DIM, hilbert_order
 from ._validate import embedding, resolve_basis
 
 
@@ -54,10 +54,11 @@ def embedding_order(adata, basis: str = "X_umap") -> np.ndarray:
         raise ValueError("AnnData has no cells; pass a non-empty object.")
     key = resolve_basis(adata, basis)
     points = embedding(adata, key)
-    if points.shape[1] * 3 > 63:
+    max_dims = KEY_BITS // MIN_BITS_PER_DIM
+    if points.shape[1] > max_dims:
         raise ValueError(
-            f"adata.obsm[{key!r}] has {points.shape[1]} dimensions; a Hilbert order needs at most 21 to keep "
-            "3 grid bits per axis. Order by the 2-d embedding the localities use (basis='X_umap'), or pass "
+            f"adata.obsm[{key!r}] has {points.shape[1]} dimensions; a Hilbert order needs at most {max_dims} to "
+            f"keep {MIN_BITS_PER_DIM} grid bits per axis. Order by the 2-d embedding the localities use (basis='X_umap'), or pass "
             "the first few components (adata.obsm['X_pca_3'] = adata.obsm['X_pca'][:, :3])."
         )
     return hilbert_order(points)

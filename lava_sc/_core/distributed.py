@@ -216,7 +216,7 @@ def sketch_localities_dask(
     membership = sp.csc_matrix(membership)
     floor = column_floor(matrix)
     n_loc = membership.shape[1]
-    tasks, sizes, task_locs = [], [], []
+    tasks, task_locs = [], []
     for locs in locality_batches(membership, localities_per_task):
         cells = [locality_cells(membership, loc) for loc in locs]
         rows = np.unique(np.concatenate(cells)) if len(cells) else np.zeros(0, dtype=np.int64)
@@ -224,13 +224,12 @@ def sketch_localities_dask(
         cov = None if covariates is None else np.ascontiguousarray(covariates[rows])
         task = dask.delayed(_sketch_task, pure=True)(matrix[rows], floor, local, locs, options, cov, random_state)
         tasks.append(task)
-        sizes.append(len(locs))
         task_locs.append(locs)
     client = _active_client()
     if client is None:
         from dask.callbacks import Callback
 
-        size_of = {t.key: s for t, s in zip(tasks, sizes, strict=True)}
+        size_of = {t.key: len(locs) for t, locs in zip(tasks, task_locs, strict=True)}
 
         def tick(key, *_):
             for _ in range(size_of.get(key, 0) if progress is not None else 0):
@@ -242,7 +241,7 @@ def sketch_localities_dask(
         from distributed import as_completed
 
         futures = client.compute(tasks)
-        size_of = {f.key: s for f, s in zip(futures, sizes, strict=True)}
+        size_of = {f.key: len(locs) for f, locs in zip(futures, task_locs, strict=True)}
         for done in as_completed(futures):
             if progress is not None:
                 for _ in range(size_of[done.key]):
