@@ -148,6 +148,12 @@ def lava_summary(adata, key: str = "lava") -> dict:
         "n_genes_tested": int(len(slot["genes"])) if "genes" in slot else None,
         "n_pairs_in_sketch": int(slot["sketch"].shape[1]) if "sketch" in slot else None,
         "n_associations": int(slot["sketch"].nnz) if "sketch" in slot else None,
+        "min_support_used": params.get("modules", {}).get("min_support_used"),
+        "module_sizes": (
+            [int(n) for n in slot["module_genes"].groupby("module", observed=True).size()]
+            if "module_genes" in slot
+            else None
+        ),
     }
 
 

@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from .. import _logging as logg
 from .._adata import covariates, ensure_localities, gene_columns, invalidate, nearest_probe, writable
+from .._core.chance import chance_support
 from .._core.modules import (
     cell_activity,
     gene_scores,
@@ -99,10 +100,12 @@ def modules(
         Pairs significant in fewer localities are ignored (recurring evidence only); with several
         placements (``tl.localities(n_placements=)``), so are pairs significant in localities of at
         most half of them, and ``"auto"`` counts only the pairs left. ``"auto"``
-        (default): the smallest support (at least 2) that fewer than one of the tested pairs would
-        reach by chance, with chance recurrence modelled as Poisson at the rate of single-locality
-        discoveries. It stays 2 for a few hundred localities and rises with their number (5 at a
-        million cells), where pairs recurring in two or three localities are mostly chance.
+        (default): at least the support that fewer than one tested pair reaches at the uniform
+        Poisson rate of single-locality discoveries, raised until chance pairs are expected to be at
+        most 5% of the pairs kept, with chance recurrence modelled per pair as negative binomial
+        (well-expressed genes collect more chance discoveries, overlapping localities share them;
+        :mod:`lava_sc._core.chance`). It stays 2 for a few hundred localities and rises with their
+        number (5-6 at a million cells), where pairs recurring in a few localities are mostly chance.
     min_genes
         Smallest module, in genes. A module keeps only genes that take part in at least two of its
         pairs (its 2-core): a gene attached by a single association is more likely a stray.
@@ -189,7 +192,7 @@ def modules(
         ga = gene_index.get_indexer(pairs["gene_a"].astype(str))
         gb = gene_index.get_indexer(pairs["gene_b"].astype(str))
         support = pairs["support"].to_numpy() * placement_majority(sketch, locality_placement(slot, sketch.shape[0]))
-        min_support_used = chance_support(support, len(gene_names)) if min_support == "auto" else min_support
+        min_support_used = chance_support(support, ga, gb, len(gene_names)) if min_support == "auto" else min_support
         recurring = np.flatnonzero(support >= min_support_used)
 
         labels = np.full(len(pairs), -1, dtype=np.int64)
@@ -313,22 +316,6 @@ def locality_placement(slot, n_localities: int) -> np.ndarray:
     if held is None or np.ndim(held) != 2 or len(held) != n_localities:
         return np.ones((n_localities, 1), dtype=bool)
     return np.asarray(held, dtype=bool)
-
-
-def chance_support(support: np.ndarray, n_genes: int) -> int:
-    """Smallest support s >= 2 with N * P(Poisson(lam) >= s) < 1: fewer than one chance-recurring pair.
-
-    N = G (G - 1) / 2 tested pairs; lam = (pairs found in exactly one locality) / N, the rate at which
-    a pair is discovered by chance somewhere (programs recur, so single discoveries are mostly chance).
-    """
-    from scipy.stats import poisson
-
-    n_pairs = max(n_genes * (n_genes - 1) / 2, 1.0)
-    lam = float(np.sum(support == 1)) / n_pairs
-    s = 2
-    while n_pairs * poisson.sf(s - 1, lam) >= 1.0 and s < 1000:
-        s += 1
-    return s
 
 
 def prune_to_core_genes(labels: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:

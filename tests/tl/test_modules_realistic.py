@@ -8,6 +8,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 import lava_sc as lv
+from lava_sc._core.chance import uniform_chance_support
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,10 @@ def test_without_dense_removal_state_genes_flood_the_modules(atlas_lava):
     into large modules of state genes on the same data."""
     adata = atlas_lava.copy()
     lv.tl.correlations(adata, remove_dense=False, fdr_scope="locality")
-    lv.tl.modules(adata, max_genes=None, random_state=0)
+    support = adata.uns["lava"]["pairs"]["support"].to_numpy()
+    n_pairs = len(adata.uns["lava"]["genes"]) * (len(adata.uns["lava"]["genes"]) - 1) / 2
+    uniform = uniform_chance_support(float(np.sum(support == 1)), n_pairs)  # the old threshold too
+    lv.tl.modules(adata, max_genes=None, min_support=uniform, random_state=0)
     _, old = lv.datasets.recovery(adata)
     _, new = lv.datasets.recovery(atlas_lava)
     print(f"\nold test: {old}\ndefaults: {new}")
