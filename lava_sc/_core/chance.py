@@ -47,8 +47,8 @@ from scipy.stats import nbinom, poisson
 #: looks like, not overlapping localities sharing chance; fitted to it, the tail would swallow the
 #: programmes (measured: 1M cells fit k 10, 75,000 stacked localities 6, MNIST 0.4-0.7)
 SIZE_GRID = np.geomspace(1.0, 1e4, 60)
-#: products of gene rates closer than this (relative) share one term of the fit
-PRODUCT_BIN = 0.01
+#: gene rates, and products of them, closer than this (relative) share one term of the fit
+RATE_BIN = 0.005
 #: the expected share of chance pairs among the pairs kept, at most
 RECURRENCE_FDR = 0.05
 #: rounds of refitting the rates below the threshold found (it settles in two or three)
@@ -107,36 +107,35 @@ def uniform_chance_support(n_once: float, n_pairs: float) -> int:
 
 
 def pair_rate_groups(support, gene_a, gene_b, n_genes: int, *, below: int) -> tuple[np.ndarray, np.ndarray]:
-    """Products ``w_a w_b`` over all gene pairs, grouped: (distinct products, number of pairs each).
+    """Products ``w_a w_b`` over all gene pairs, grouped: (products, number of pairs each).
 
-    ``w_g`` sums the support of gene ``g``'s pairs with support under ``below``. Genes are grouped by
-    their (integer) ``w``, so the cost is the square of the number of distinct values, not of genes.
+    ``w_g`` sums the support of gene ``g``'s pairs with support under ``below``. Genes with ``w``
+    within :data:`RATE_BIN` of each other form one group (at their mean ``w``), and products within
+    :data:`RATE_BIN` are pooled, so the fit costs a few thousand terms however many genes there are.
     """
     chance = (support > 0) & (support < below)
     w = np.bincount(gene_a[chance], support[chance], minlength=n_genes)
-    w += np.bincount(gene_b[chance], support[chance], minlength=n_genes)
-    values, genes_with = np.unique(w, return_counts=True)
+    w = (w + np.bincount(gene_b[chance], support[chance], minlength=n_genes)).astype(np.float64)
+    values, genes_with = pooled(w, np.ones(n_genes))
     products = np.outer(values, values)
-    n_with = np.outer(genes_with, genes_with).astype(np.float64)
+    n_with = np.outer(genes_with, genes_with)
     np.fill_diagonal(n_with, genes_with * (genes_with - 1) / 2.0)  # pairs within one group
     upper = np.triu_indices(len(values))
-    products, n_with = products[upper].astype(np.float64), n_with[upper]
-    kept = n_with > 0
-    return pooled_by_size(products[kept], n_with[kept])
+    return pooled(products[upper], n_with[upper])
 
 
-def pooled_by_size(products: np.ndarray, n_with: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Products within :data:`PRODUCT_BIN` of each other pooled (count-weighted mean), so the fit
-    costs a few thousand terms however many genes there are; zero products stay apart."""
-    zero = products == 0
-    bins = np.zeros(len(products), dtype=np.int64)  # bin 0: the zero products
+def pooled(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values within :data:`RATE_BIN` (relative) of each other merged: (weighted means, total weights).
+    Zeros stay apart; empty bins are dropped."""
+    zero = values <= 0
+    bins = np.zeros(len(values), dtype=np.int64)  # bin 0: the zeros
     if (~zero).any():
-        log_bin = np.floor(np.log(products[~zero]) / np.log1p(PRODUCT_BIN)).astype(np.int64)
+        log_bin = np.floor(np.log(values[~zero]) / np.log1p(RATE_BIN)).astype(np.int64)
         bins[~zero] = 1 + log_bin - log_bin.min()
-    n_bin = np.bincount(bins, n_with)
-    total = np.bincount(bins, n_with * products)
-    used = n_bin > 0
-    return total[used] / n_bin[used], n_bin[used]
+    total_weight = np.bincount(bins, weights)
+    total = np.bincount(bins, weights * values)
+    used = total_weight > 0
+    return total[used] / total_weight[used], total_weight[used]
 
 
 def fit_rate_scale_and_size(rates, counts, n_never: float, n_once: float) -> tuple[float, float]:
