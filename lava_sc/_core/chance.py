@@ -87,7 +87,7 @@ def chance_support(support: np.ndarray, gene_a: np.ndarray, gene_b: np.ndarray, 
         counts *= (n_pairs - kept) / n_pairs  # the pairs kept are not modelled as chance
         scale, size = fit_rate_scale_and_size(rates, counts, n_never, n_once)
         means = scale * rates
-        if threshold > 2 and expected_from(threshold, means, counts, size) > kept:
+        if expected_from(threshold, means, counts, size) > kept:
             break  # more chance pairs predicted than seen: the fit took in real recurrence; stop here
         new = smallest_rare_support(means, counts, size, kept_at)
         if new <= threshold:
