@@ -16,8 +16,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from . import _logging as logg
-from ._core.distributed import column_variance as dask_column_variance
-from ._core.distributed import gather_columns, is_dask
+from ._core.distributed import column_summary, gather_columns, is_dask
 from ._core.expression import column_variance as sparse_column_variance
 from ._core.expression import gene_matrix
 from ._core.knn import NeighbourIndex, float32_frame
@@ -239,7 +238,7 @@ def column_sums(values, cols: np.ndarray | None = None) -> np.ndarray:
 def column_variance(values, idx: np.ndarray) -> np.ndarray:
     """Variance (ddof 0, float64) of the columns ``idx`` of a dense, sparse or dask expression matrix."""
     if is_dask(values):
-        return dask_column_variance(values[:, idx])
+        return column_summary(values).variance[idx]  # all columns: one pass, shared with the finite check
     if sp.issparse(values):
         return sparse_column_variance(values)[idx]
     return np.asarray(values[:, idx], dtype=np.float64).var(axis=0)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,18 +59,10 @@ def _per_block(matrix, func, n_rows: int, dtype):
 
 def _chunk_min(chunk) -> np.ndarray:
     if chunk.shape[0] == 0:
-        return np.full((1, chunk.shape[1]), np.inf, dtype=np.float64)
+        return np.full(chunk.shape[1], np.inf, dtype=np.float64)
     low = chunk.min(axis=0)  # scipy counts implicit zeros, as column_floor does in memory
     low = low.toarray() if sp.issparse(low) else np.asarray(low)
-    return low.reshape(1, -1).astype(np.float64)
-
-
-def column_floor(matrix) -> np.ndarray:
-    """Each column's minimum over all rows of a dask array (dense or scipy-sparse chunks)."""
-    import dask
-
-    (low,) = dask.compute(_per_block(matrix, _chunk_min, 1, np.float64).min(axis=0))
-    return np.asarray(low).astype(matrix.dtype)
+    return low.ravel().astype(np.float64)
 
 
 def _chunk_moments(chunk) -> np.ndarray:
@@ -93,14 +87,61 @@ def _chunk_moments(chunk) -> np.ndarray:
     return out
 
 
-def column_variance(matrix) -> np.ndarray:
-    """Each column's variance (ddof 0) of a dask array, from per-chunk moments (pairwise update of Chan et al.)."""
+def _chunk_summary(chunk) -> np.ndarray:
+    """Rows: all stored values finite (0/1, every column), count, mean, sum of squared deviations, minimum."""
+    data = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
+    finite = bool(np.isfinite(data).all()) if data.dtype.kind == "f" else True
+    out = np.full((5, chunk.shape[1]), np.nan)
+    out[0] = float(finite)
+    if finite:  # NaN or inf: the caller raises on `finite`; no statistics of such a chunk
+        out[1:4] = _chunk_moments(chunk)
+        out[4] = _chunk_min(chunk)
+    else:
+        out[1] = chunk.shape[0]
+    return out
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """What the tools need of every column of a dask array, from one pass over it."""
+
+    finite: bool  # every stored value is finite
+    variance: np.ndarray  # ddof 0, float64
+    floor: np.ndarray  # minimum over all rows (implicit zeros of sparse chunks count), float64
+
+
+#: summaries kept while a tool runs inside :func:`one_statistics_pass` (by dask name); None outside
+_SHARED: dict[str, ColumnSummary] | None = None
+
+
+@contextmanager
+def one_statistics_pass():
+    """Within this block the column summary of a dask array is computed once and shared by
+    :func:`all_finite`, :func:`column_variance` and :func:`column_floor` of that array (matched by its
+    dask name), instead of one pass over the store each. Re-entrant; cleared when the outermost block
+    ends, so a later tool call reads the data afresh."""
+    global _SHARED
+    outermost = _SHARED is None
+    if outermost:
+        _SHARED = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _SHARED = None
+
+
+def column_summary(matrix) -> ColumnSummary:
+    """Finiteness, variances and minima of every column of a dask array, in one pass (per-chunk moments
+    combined with the pairwise update of Chan et al.)."""
+    if _SHARED is not None and matrix.name in _SHARED:
+        return _SHARED[matrix.name]
     import dask
 
-    (moments,) = dask.compute(_per_block(matrix, _chunk_moments, 3, np.float64))
-    moments = np.asarray(moments).reshape(matrix.numblocks[0], 3, matrix.shape[1])
+    (parts,) = dask.compute(_per_block(matrix, _chunk_summary, 5, np.float64))
+    parts = np.asarray(parts).reshape(matrix.numblocks[0], 5, matrix.shape[1])
     count, mean, m2 = np.zeros(matrix.shape[1]), np.zeros(matrix.shape[1]), np.zeros(matrix.shape[1])
-    for rows, (n_b, mean_b, m2_b) in zip(matrix.chunks[0], moments, strict=True):
+    for rows, (_, n_b, mean_b, m2_b, _) in zip(matrix.chunks[0], parts, strict=True):
         if rows == 0:
             continue
         total = count + n_b
@@ -108,23 +149,29 @@ def column_variance(matrix) -> np.ndarray:
         m2 = m2 + m2_b + delta**2 * count * n_b / total
         mean = mean + delta * n_b / total
         count = total
-    return m2 / np.maximum(count, 1)
+    summary = ColumnSummary(
+        finite=bool(parts[:, 0, :].all()),
+        variance=m2 / np.maximum(count, 1),
+        floor=parts[:, 4, :].min(axis=0) if len(parts) else np.full(matrix.shape[1], np.inf),
+    )
+    if _SHARED is not None:
+        _SHARED[matrix.name] = summary
+    return summary
 
 
-def _chunk_finite(chunk) -> np.ndarray:
-    data = chunk.data if sp.issparse(chunk) else np.asarray(chunk)
-    return np.array([[bool(np.isfinite(data).all())]])
+def column_floor(matrix) -> np.ndarray:
+    """Each column's minimum over all rows of a dask array (dense or scipy-sparse chunks)."""
+    return column_summary(matrix).floor.astype(matrix.dtype)
+
+
+def column_variance(matrix) -> np.ndarray:
+    """Each column's variance (ddof 0) of a dask array."""
+    return column_summary(matrix).variance
 
 
 def all_finite(matrix) -> bool:
-    """Whether every stored value of a dask array is finite (one pass, one reduction)."""
-    flags = matrix.map_blocks(
-        _chunk_finite,
-        chunks=((1,) * matrix.numblocks[0], (1,) * matrix.numblocks[1]),
-        dtype=bool,
-        meta=np.empty((0, 0), dtype=bool),
-    )
-    return bool(flags.all().compute())
+    """Whether every stored value of a dask array is finite."""
+    return column_summary(matrix).finite
 
 
 def gather_columns(matrix, idx: np.ndarray):
@@ -188,6 +235,7 @@ def sketch_localities_dask(
     random_state: int = 0,
     localities_per_task: int = LOCALITIES_PER_TASK,
     progress: Callable[[], object] | None = None,
+    floor: np.ndarray | None = None,
 ) -> list[LocalitySketch]:
     """Sketches of every locality of a lazy cells x genes dask array, computed as dask tasks.
 
@@ -206,6 +254,9 @@ def sketch_localities_dask(
         :func:`lava_sc.io.embedding_order` a task reads a few contiguous runs of rows.
     progress
         Called once per sketched locality.
+    floor
+        Each column's minimum, when the caller has it (``tl.correlations`` takes it from the pass it
+        shares with the finite check and the variances); computed from ``matrix`` otherwise.
     """
     import dask
 
@@ -214,7 +265,7 @@ def sketch_localities_dask(
     if matrix.shape[0] != membership.shape[0]:
         raise ValueError(f"matrix has {matrix.shape[0]} cells but the membership {membership.shape[0]}.")
     membership = sp.csc_matrix(membership)
-    floor = column_floor(matrix)
+    floor = column_floor(matrix) if floor is None else np.asarray(floor, dtype=matrix.dtype)
     n_loc = membership.shape[1]
     tasks, task_locs = [], []
     for locs in locality_batches(membership, localities_per_task):

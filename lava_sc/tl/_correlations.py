@@ -49,6 +49,7 @@ MIN_LOCALITY_CELLS = 3
 
 @explained_memory_error("tl.correlations", FEWER_GENES)
 @doc()
+@distributed.one_statistics_pass()  # a lazy X: finite check, variances and floors in one pass
 def correlations(
     adata: AnnData,
     *,
@@ -276,6 +277,7 @@ def correlations(
                 random_state=random_state,
                 localities_per_task=per_task,
                 progress=bar.update,
+                floor=distributed.column_summary(values).floor[gene_idx].astype(np.float32),
             )
         else:
             per_locality = sketch_localities(

@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from .. import _logging as logg
 from .._adata import covariates, ensure_localities, gene_columns, invalidate, nearest_probe, writable
+from .._core import distributed
 from .._core.chance import chance_support
 from .._core.modules import (
     cell_activity,
@@ -55,6 +56,7 @@ from ._populations import (
 
 @explained_memory_error("tl.modules", FEWER_GENES)
 @doc()
+@distributed.one_statistics_pass()  # a lazy X: finite check, variances and floors in one pass
 def modules(
     adata: AnnData,
     *,

@@ -142,3 +142,59 @@ def test_batches_leave_the_membership_as_it_was(data):
     np.testing.assert_array_equal(shuffled.indices, before)
     empty = sp.csc_matrix((10, 3))
     assert [b.tolist() for b in distributed.locality_batches(empty, 2)] == [[0, 1], [2]]
+
+
+class CountingArray:
+    """A dense array that counts the row blocks dask reads from it."""
+
+    def __init__(self, values):
+        self.values, self.shape, self.dtype, self.ndim, self.reads = values, values.shape, values.dtype, 2, 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return self.values[key]
+
+
+def test_one_statistics_pass_reads_each_chunk_once_and_forgets_after():
+    rng = np.random.default_rng(0)
+    source = CountingArray(rng.standard_normal((100, 6)).astype(np.float32))
+    x = da.from_array(source, chunks=(25, -1), asarray=True)
+    source.reads = 0  # dask may sample the array once to learn its type
+    with distributed.one_statistics_pass():
+        assert distributed.all_finite(x)
+        variance = distributed.column_variance(x)
+        floor = distributed.column_floor(x)
+        with distributed.one_statistics_pass():  # re-entrant: an inner tool call shares the pass
+            distributed.column_variance(x)
+    assert source.reads == 4  # one pass over the 4 chunks for all three statistics
+    np.testing.assert_allclose(variance, source.values.astype(np.float64).var(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(floor, source.values.min(axis=0))
+    distributed.all_finite(x)  # outside the block nothing is kept: the data are read again
+    distributed.all_finite(x)
+    assert source.reads == 12
+
+
+def test_a_lazy_correlations_run_makes_one_statistics_pass(data):
+    """tl.correlations' finite check, gene variances and floors share one pass (they were three)."""
+    import anndata as ad
+
+    import lava_sc as lv
+
+    x, membership, _ = data
+    source = CountingArray(x.toarray())
+    adata = ad.AnnData(X=da.from_array(source, chunks=(130, -1), asarray=True))
+    adata.obsm["X_umap"] = np.random.default_rng(0).standard_normal((x.shape[0], 2)).astype(np.float32)
+    lv.tl.localities(adata, random_state=0)
+    n_chunks = adata.X.numblocks[0]
+    source.reads = 0
+    with dask_sync():
+        lv.tl.correlations(adata, random_state=0)
+    tasks = -(-adata.obsm["lava_localities"].shape[1] // distributed.LOCALITIES_PER_TASK)
+    assert source.reads <= n_chunks * (1 + tasks)  # one statistics pass, then at most every chunk per task
+    assert source.reads > n_chunks
+
+
+def dask_sync():
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
