@@ -117,7 +117,7 @@ _SHARED: dict[str, ColumnSummary] | None = None
 @contextmanager
 def one_statistics_pass():
     """Within this block the column summary of a dask array is computed once and shared by
-    :func:`all_finite`, :func:`column_variance` and :func:`column_floor` of that array (matched by its
+    :func:`all_finite`, the variances (``column_summary(x).variance``) and :func:`column_floor` of that array (matched by its
     dask name), instead of one pass over the store each. Re-entrant; cleared when the outermost block
     ends, so a later tool call reads the data afresh."""
     global _SHARED
@@ -162,11 +162,6 @@ def column_summary(matrix) -> ColumnSummary:
 def column_floor(matrix) -> np.ndarray:
     """Each column's minimum over all rows of a dask array (dense or scipy-sparse chunks)."""
     return column_summary(matrix).floor.astype(matrix.dtype)
-
-
-def column_variance(matrix) -> np.ndarray:
-    """Each column's variance (ddof 0) of a dask array."""
-    return column_summary(matrix).variance
 
 
 def all_finite(matrix) -> bool:

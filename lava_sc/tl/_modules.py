@@ -107,7 +107,8 @@ def modules(
         most 5% of the pairs kept, with chance recurrence modelled per pair as negative binomial
         (well-expressed genes collect more chance discoveries, overlapping localities share them;
         :mod:`lava_sc._core.chance`). It stays 2 for a few hundred localities and rises with their
-        number (5-6 at a million cells), where pairs recurring in a few localities are mostly chance.
+        number (5-6 at a million cells, 12 at five million), where pairs recurring in a few localities
+        are mostly chance.
     min_genes
         Smallest module, in genes. A module keeps only genes that take part in at least two of its
         pairs (its 2-core): a gene attached by a single association is more likely a stray.

@@ -59,8 +59,8 @@ def test_column_statistics_match_in_memory(data, kind):
     np.testing.assert_array_equal(floor, column_floor(x))
     assert floor.dtype == np.float32 and floor[20] > 0 and floor[0] == 0
     dense = x.toarray().astype(np.float64)
-    np.testing.assert_allclose(distributed.column_variance(lazy), dense.var(axis=0), rtol=1e-10, atol=1e-14)
-    assert distributed.column_variance(lazy)[21] == 0
+    np.testing.assert_allclose(distributed.column_summary(lazy).variance, dense.var(axis=0), rtol=1e-10, atol=1e-14)
+    assert distributed.column_summary(lazy).variance[21] == 0
     assert distributed.all_finite(lazy)
     np.testing.assert_array_equal(
         distributed.gather_columns(lazy, [3, 1]).toarray()
@@ -162,10 +162,10 @@ def test_one_statistics_pass_reads_each_chunk_once_and_forgets_after():
     source.reads = 0  # dask may sample the array once to learn its type
     with distributed.one_statistics_pass():
         assert distributed.all_finite(x)
-        variance = distributed.column_variance(x)
+        variance = distributed.column_summary(x).variance
         floor = distributed.column_floor(x)
         with distributed.one_statistics_pass():  # re-entrant: an inner tool call shares the pass
-            distributed.column_variance(x)
+            distributed.column_summary(x)
     assert source.reads == 4  # one pass over the 4 chunks for all three statistics
     np.testing.assert_allclose(variance, source.values.astype(np.float64).var(axis=0), rtol=1e-6)
     np.testing.assert_array_equal(floor, source.values.min(axis=0))
