@@ -9,6 +9,7 @@ from scipy import optimize
 from scipy.spatial import cKDTree
 
 from .assign import PointGrid
+from .indegree import grid_statistics
 from .knn import EXACT_MAX_DIMS, NeighbourIndex, kdtree_query
 from .seeding import seed_centres
 
@@ -34,14 +35,18 @@ def n_localities_for(n_points: int, n_cells: int, overlap: float) -> int:
 
 
 def neighbourhood_statistics(
-    index: NeighbourIndex, n_cells: int, chunk_size: int = 20_000
+    index: NeighbourIndex, n_cells: int, chunk_size: int = 20_000, *, grid: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """kNN in-degree and mean distance to the ``n_cells`` nearest neighbours of every point.
 
-    Queried in chunks of points so memory stays at ``chunk_size * n_cells`` neighbours.
+    Queried in chunks of points so memory stays at ``chunk_size * n_cells`` neighbours. ``grid``: for
+    2-d points, the same statistics from :func:`~lava_sc._core.indegree.grid_statistics` (9x faster at a
+    million cells; identical in-degrees, mean distances summed in another order).
     """
     n_points = len(index.data)
     k = min(n_cells, n_points - 1)
+    if grid and index.data.shape[1] == 2:
+        return grid_statistics(index.data, k)
     in_degree = np.zeros(n_points, dtype=np.float64)
     mean_dist = np.empty(n_points, dtype=np.float64)
     for start in range(0, n_points, chunk_size):
@@ -211,7 +216,8 @@ def find_localities(
     """
     n_points = len(points)
     index = NeighbourIndex(points, method=knn_method, n_neighbors=n_cells, random_state=random_state)
-    in_degree, mean_dist = neighbourhood_statistics(index, n_cells)
+    # the fast path's statistics on a grid; the exact path keeps the KD-tree's, so its sketches stay as they were
+    in_degree, mean_dist = neighbourhood_statistics(index, n_cells, grid=n_points > max_exact_cells)
     n_loc = n_localities_for(n_points, n_cells, overlap)
     search = Search(points, index, in_degree, mean_dist, n_cells, n_loc, bounds, max_evaluations, progress)
     placements = [

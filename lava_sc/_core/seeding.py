@@ -103,41 +103,59 @@ def _grid_layout(points):
 
 
 @numba.njit(cache=True)
-def _visit(x, y, grid, apply):
+def _visit(x, y, grid, apply, reach2=np.inf):
     """Potential reduction if (x, y) became a centre, visiting only blocks and cells it can improve.
 
     ``grid`` = (points, weights, closest, cell starts, g, xmin, ymin, hx, hy, cell max, cell potential,
     block max, block potential). With ``apply`` the closest distances and the cell and block
-    summaries are updated too.
+    summaries are updated too. ``reach2`` bounds every block's largest closest distance: a block
+    farther than its root cannot improve, so only the blocks within it are looked at (the same
+    answer, without testing every block of a large grid at every trial: 3,969 at a million cells).
     """
-    pts, w, closest, start, g, xmin, ymin, hx, hy, cell_max, cell_pot, block_max, block_pot = grid
+    g, xmin, ymin, hx, hy = grid[4], grid[5], grid[6], grid[7], grid[8]
     nb = (g + _BLOCK - 1) // _BLOCK
+    bi0, bi1, bj0, bj1 = 0, nb - 1, 0, nb - 1
+    if reach2 < np.inf:  # one block of margin each side against rounding
+        reach = np.sqrt(reach2)
+        bi0 = max(0, int(np.floor((x - reach - xmin) / (_BLOCK * hx))) - 1)
+        bi1 = min(nb - 1, int(np.floor((x + reach - xmin) / (_BLOCK * hx))) + 1)
+        bj0 = max(0, int(np.floor((y - reach - ymin) / (_BLOCK * hy))) - 1)
+        bj1 = min(nb - 1, int(np.floor((y + reach - ymin) / (_BLOCK * hy))) + 1)
     red = 0.0
-    for b in range(nb * nb):
-        bi, bj = b % nb, b // nb
-        x0, y0 = xmin + bi * _BLOCK * hx, ymin + bj * _BLOCK * hy
-        if _rect_d2(x, y, x0, x0 + _BLOCK * hx, y0, y0 + _BLOCK * hy) >= block_max[b]:
-            continue
-        for cy in range(bj * _BLOCK, min(bj * _BLOCK + _BLOCK, g)):
-            for cx in range(bi * _BLOCK, min(bi * _BLOCK + _BLOCK, g)):
-                c = cy * g + cx
-                cx0, cy0 = xmin + cx * hx, ymin + cy * hy
-                if _rect_d2(x, y, cx0, cx0 + hx, cy0, cy0 + hy) >= cell_max[c]:
-                    continue
-                m, s = 0.0, 0.0
-                for p in range(start[c], start[c + 1]):
-                    dx, dy = pts[p, 0] - x, pts[p, 1] - y
-                    d2 = dx * dx + dy * dy
-                    if d2 < closest[p]:
-                        red += w[p] * (closest[p] - d2)
-                        if apply:
-                            closest[p] = d2
-                    m = max(m, closest[p])
-                    s += w[p] * closest[p]
-                if apply:
-                    cell_max[c], cell_pot[c] = m, s
-        if apply:
-            _summarise_block(b, nb, g, cell_max, cell_pot, block_max, block_pot)
+    for bj in range(bj0, bj1 + 1):
+        for bi in range(bi0, bi1 + 1):
+            red = _visit_block(x, y, bi, bj, nb, grid, apply, red)
+    return red
+
+
+@numba.njit(cache=True, inline="always")
+def _visit_block(x, y, bi, bj, nb, grid, apply, red):
+    """:func:`_visit` on block (bi, bj): ``red`` plus the block's reduction (accumulated point by point)."""
+    pts, w, closest, start, g, xmin, ymin, hx, hy, cell_max, cell_pot, block_max, block_pot = grid
+    b = bj * nb + bi
+    x0, y0 = xmin + bi * _BLOCK * hx, ymin + bj * _BLOCK * hy
+    if _rect_d2(x, y, x0, x0 + _BLOCK * hx, y0, y0 + _BLOCK * hy) >= block_max[b]:
+        return red
+    for cy in range(bj * _BLOCK, min(bj * _BLOCK + _BLOCK, g)):
+        for cx in range(bi * _BLOCK, min(bi * _BLOCK + _BLOCK, g)):
+            c = cy * g + cx
+            cx0, cy0 = xmin + cx * hx, ymin + cy * hy
+            if _rect_d2(x, y, cx0, cx0 + hx, cy0, cy0 + hy) >= cell_max[c]:
+                continue
+            m, s = 0.0, 0.0
+            for p in range(start[c], start[c + 1]):
+                dx, dy = pts[p, 0] - x, pts[p, 1] - y
+                d2 = dx * dx + dy * dy
+                if d2 < closest[p]:
+                    red += w[p] * (closest[p] - d2)
+                    if apply:
+                        closest[p] = d2
+                m = max(m, closest[p])
+                s += w[p] * closest[p]
+            if apply:
+                cell_max[c], cell_pot[c] = m, s
+    if apply:
+        _summarise_block(b, nb, g, cell_max, cell_pot, block_max, block_pot)
     return red
 
 
@@ -203,13 +221,14 @@ def _kmeans_plus_plus_2d(points, weights, k, uniforms, n_trials):
     draw = 1
     for c in range(1, k):
         total = block_pot.sum()
+        reach2 = block_max.max()  # no point is farther than this from its closest centre
         best_red, best = -1.0, first
         for _ in range(n_trials):
             cand = _sample(uniforms[draw] * total, w, closest, start, g, cell_pot, block_pot)
             draw += 1
-            red = _visit(pts[cand, 0], pts[cand, 1], grid, False)
+            red = _visit(pts[cand, 0], pts[cand, 1], grid, False, reach2)
             if red > best_red:
                 best_red, best = red, cand
         centres[c] = pts[best]
-        _visit(pts[best, 0], pts[best, 1], grid, True)
+        _visit(pts[best, 0], pts[best, 1], grid, True, reach2)
     return centres
