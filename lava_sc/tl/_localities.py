@@ -96,7 +96,7 @@ def localities(
         ``"auto"``, ``"exact"`` or ``"pynndescent"``.
     max_exact_cells
         Above this many cells, DIRECT searches alpha and beta on a uniform subsample scaled to the
-        same geometry (at least 20,000 cells, and at least 20 per locality; the same number of
+        same geometry (at least 20,000 cells, and at least 10 per locality; the same number of
         localities with proportionally fewer cells each, so they cover the same extent of the
         embedding), and the five best (alpha, beta) are placed on all cells, keeping the best: the
         exact search would re-run a k-means of all cells at every evaluation. On data where both
