@@ -8,6 +8,7 @@
     python -m benchmarks.run --only atlas             # module recovery over the simulated-atlas grid
     python -m benchmarks.run --only atlas_levers      # the defaults' levers on the simulated atlas
     python -m benchmarks.run --only seeds             # module stability across random_states
+    python -m benchmarks.run --only placement         # probe placement's stages against its floor
     python -m benchmarks.run --out benchmarks/results --write-readme
     python -m benchmarks.run --render --write-readme  # run nothing: markdown (and README) from --out's JSON
 
@@ -23,11 +24,12 @@ Parts (``--only``; ``speed`` names the first four; without ``--only``, the speed
   atlas         atlas.py: LAVA at defaults (and Hotspot) over program x state strength on simulate_atlas
   atlas_levers  atlas_levers.py: the defaults against each of their parts switched off
   seeds         seeds.py: modules of several random_states matched one-to-one to seed 0's
+  placement     placement.py: find_localities' stages (kNN statistics, search, placements) and floor
 
 The speed parts named run first, as one suite (one ``results.json``), then the others in the order
 given. Options shared by every part: ``--quick`` (each part's smoke run: the sizes in its module's
 docstring; atlas_levers has none), ``--out`` (the folder of every part's JSON and markdown: results,
-explainers, atlas, atlas_levers, seeds ``.json``, ``*_quick.*`` with ``--quick``), ``--write-readme``
+explainers, atlas, atlas_levers, seeds, placement ``.json``, ``*_quick.*`` with ``--quick``), ``--write-readme``
 (rewrite the part's marked section of ``--readme``: speed suite, explainers, atlas), ``--render`` and
 ``--no-hotspot``; every other option belongs to one part and is named after it (``--atlas-seeds``).
 """
@@ -38,12 +40,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import atlas, atlas_levers, explainers, seeds, speed
+from . import atlas, atlas_levers, explainers, placement, seeds, speed
 from ._common import README, RESULTS, code_revision, command_line
 
 #: part name -> its module (the speed parts share one: they run as one suite)
 MODULES = {**dict.fromkeys(speed.PARTS, speed), "explainers": explainers, "atlas": atlas}
-MODULES.update(atlas_levers=atlas_levers, seeds=seeds)
+MODULES.update(atlas_levers=atlas_levers, seeds=seeds, placement=placement)
 PARTS = tuple(MODULES)
 GROUPS = {"speed": speed.PARTS}
 

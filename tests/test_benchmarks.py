@@ -98,6 +98,17 @@ def test_quick_run_writes_every_section(tmp_path):
     assert table.strip() in text
 
 
+def test_placement_profile_adds_up(tmp_path):
+    args = run.parse_args(["--only", "placement", "--quick", "--out", str(tmp_path)])
+    assert args.placement_cells == [6000]
+    assert run.main(["--only", "placement", "--quick", "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "placement_quick.json").read_text())
+    assert row["cells"] == 6000 and row["path"] == "exact" and row["search_s"] == 0
+    assert 0 < row["stats_s"] < row["floor_s"] and row["stats_s"] < row["total_s"]
+    assert row["total_over_floor"] == pytest.approx(row["total_s"] / row["floor_s"], abs=0.02)
+    assert 0 < row["coverage_loss"] < 1
+
+
 def test_seed_stability_quick_run(tmp_path):
     cmd = [*HARNESS, "--only", "seeds", "--quick", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
