@@ -105,7 +105,8 @@ def test_placement_profile_adds_up(tmp_path):
     (row,) = json.loads((tmp_path / "placement_quick.json").read_text())
     assert row["cells"] == 6000 and row["path"] == "exact" and row["search_s"] == 0
     assert 0 < row["stats_s"] < row["floor_s"] and row["stats_s"] < row["total_s"]
-    assert row["total_over_floor"] == pytest.approx(row["total_s"] / row["floor_s"], abs=0.02)
+    # the seconds are rounded to 0.01 s before the JSON, the ratio is not
+    assert row["total_over_floor"] == pytest.approx(row["total_s"] / row["floor_s"], rel=0.1)
     assert 0 < row["coverage_loss"] < 1
 
 
