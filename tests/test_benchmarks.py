@@ -104,8 +104,8 @@ def test_placement_profile_adds_up(tmp_path):
     assert run.main(["--only", "placement", "--quick", "--out", str(tmp_path)]) == 0
     (row,) = json.loads((tmp_path / "placement_quick.json").read_text())
     assert row["cells"] == 6000 and row["path"] == "exact" and row["search_s"] == 0
-    assert 0 < row["stats_s"] < row["floor_s"] and row["stats_s"] < row["total_s"]
-    # the seconds are rounded to 0.01 s before the JSON, the ratio is not
+    assert 0 < row["stats_s"] <= row["floor_s"] and row["stats_s"] <= row["total_s"]  # the floor holds the statistics
+    # the seconds are rounded to 1 ms before the JSON, the ratio is not
     assert row["total_over_floor"] == pytest.approx(row["total_s"] / row["floor_s"], rel=0.1)
     assert 0 < row["coverage_loss"] < 1
 
