@@ -28,6 +28,21 @@ CENTRES_PER_CELL = 0.5
 THREADS_ABOVE = 50_000
 
 
+def cells_of(points: np.ndarray, low: np.ndarray, size: float, nx: int, ny: int) -> np.ndarray:
+    """Index ``cx * ny + cy`` of the square cell of side ``size`` (origin ``low``, ``nx`` x ``ny`` cells)
+    holding each 2-d point; points on the far edges go to the last row or column."""
+    cx = np.minimum(((points[:, 0] - low[0]) / size).astype(np.int64), nx - 1)
+    cy = np.minimum(((points[:, 1] - low[1]) / size).astype(np.int64), ny - 1)
+    return cx * ny + cy
+
+
+def sort_into_cells(cell: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points ordered by cell (stable) and each cell's start in that order (``n_cells + 1`` entries):
+    the points of cell ``c`` are ``order[start[c]:start[c + 1]]``."""
+    order = np.argsort(cell, kind="stable")
+    return order, np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=n_cells))])
+
+
 class PointGrid:
     """The points of a Lloyd run sorted once into square cells, so that each iteration finds, per cell,
     the few centres that can be nearest to any of its points (see :meth:`nearest`)."""
@@ -40,11 +55,9 @@ class PointGrid:
         self.size = max(size, float(span.max()) / 4096)
         self.low = low
         self.nx, self.ny = (int(min(4096, np.floor(w / self.size) + 1)) for w in span)
-        cx = np.minimum(((self.points[:, 0] - low[0]) / self.size).astype(np.int64), self.nx - 1)
-        cy = np.minimum(((self.points[:, 1] - low[1]) / self.size).astype(np.int64), self.ny - 1)
-        cell = cx * self.ny + cy
-        self.order = np.argsort(cell, kind="stable")
-        self.start = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.nx * self.ny))])
+        self.order, self.start = sort_into_cells(
+            cells_of(self.points, low, self.size, self.nx, self.ny), self.nx * self.ny
+        )
 
     def nearest(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance to, and index of, the nearest of ``centres`` for each of the grid's points.

@@ -24,6 +24,7 @@ import os
 import numba
 import numpy as np
 
+from .assign import cells_of, sort_into_cells
 from .knn import run_in_chunks
 
 #: points per grid cell aimed at, as a share of k (at least ``MIN_CELL_POINTS``): small cells make a
@@ -55,10 +56,8 @@ def grid_statistics(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"k={k} must lie in [1, n_points - 1] = [1, {n - 1}].")
     low = pts.min(axis=0)
     size, nx, ny = cell_size(pts, low, max(k * CELL_SHARE, MIN_CELL_POINTS))
-    cell = cells_of(pts, low, size, nx, ny)
-    order = np.argsort(cell, kind="stable")
-    counts = np.bincount(cell, minlength=nx * ny)
-    start = np.concatenate([[0], np.cumsum(counts)])
+    order, start = sort_into_cells(cells_of(pts, low, size, nx, ny), nx * ny)
+    counts = np.diff(start)
     table = np.zeros((nx + 1, ny + 1), dtype=np.int64)  # summed-area table of the counts
     table[1:, 1:] = counts.reshape(nx, ny).cumsum(axis=0).cumsum(axis=1)
     bounds = balanced_bounds(start, 4 * (os.cpu_count() or 1))
@@ -95,12 +94,6 @@ def cell_size(points: np.ndarray, low: np.ndarray, target: float) -> tuple[float
 
 def _shape(span: np.ndarray, size: float) -> tuple[int, int]:
     return int(span[0] / size) + 1, int(span[1] / size) + 1
-
-
-def cells_of(points: np.ndarray, low: np.ndarray, size: float, nx: int, ny: int) -> np.ndarray:
-    cx = np.minimum(((points[:, 0] - low[0]) / size).astype(np.int64), nx - 1)
-    cy = np.minimum(((points[:, 1] - low[1]) / size).astype(np.int64), ny - 1)
-    return cx * ny + cy
 
 
 def balanced_bounds(start: np.ndarray, parts: int) -> np.ndarray:
