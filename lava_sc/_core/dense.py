@@ -60,11 +60,7 @@ def top_eigenpairs(k: np.ndarray, n_components: int, rng: np.random.Generator, n
     n = k.shape[0]
     b = min(n, n_components + 5)
     q = rng.standard_normal((n, b))
-    for _ in range(n_iter):
-        q, _ = np.linalg.qr(k @ q)
-    vals, vecs = np.linalg.eigh(q.T @ k @ q)
-    order = np.argsort(vals)[::-1][:n_components]
-    return vals[order], q @ vecs[:, order]
+    return _subspace_eigenpairs(k, q, n_iter, n_components)
 
 
 def top_eigenvalue(k: np.ndarray, rng: np.random.Generator, n_iter: int = 3 * N_ITERATIONS) -> float:
@@ -115,6 +111,19 @@ def dense_components(z: np.ndarray, z_null: np.ndarray, rng: np.random.Generator
     return dense
 
 
+@numba.njit(cache=True, nogil=True)
+def _subspace_eigenpairs(k, q, n_iter, n_components):
+    """:func:`top_eigenpairs` from the start block ``q``: ``n_iter`` steps of ``q <- orth(k q)``
+    (Householder QR), then Rayleigh-Ritz. Compiled: at n = 200 cells the NumPy calls' overhead was
+    most of their cost."""
+    for _ in range(n_iter):
+        q, _ = np.linalg.qr(k @ np.ascontiguousarray(q))
+    q = np.ascontiguousarray(q)
+    vals, vecs = np.linalg.eigh(q.T @ (k @ q))
+    order = np.argsort(vals)[::-1][:n_components]
+    return vals[order], q @ np.ascontiguousarray(vecs[:, order])
+
+
 def _loadings(z: np.ndarray, vecs: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """Unit-norm gene loadings ``Z^T u_k / sqrt(lambda_k)`` (genes x components, float64)."""
     return (z.T @ vecs.astype(np.float32)).astype(np.float64) / np.sqrt(vals)
@@ -133,10 +142,33 @@ def dense_limit(n_genes: int) -> float:
 
 def _project_out(z: np.ndarray, u: np.ndarray) -> None:
     """In place: ``z <- (I - u u^T) z``, then each column rescaled to unit norm (zero if it vanishes)."""
-    np.subtract(z, u @ (u.T @ z), out=z)
-    norm = np.sqrt(np.einsum("ij,ij->j", z, z, dtype=np.float64))
-    scale = np.where(norm > 1e-6, 1.0 / np.maximum(norm, 1e-30), 0.0).astype(np.float32)
-    np.multiply(z, scale, out=z)
+    _project_columns(z, np.asarray(u, dtype=np.float32).ravel(order="F"))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _project_columns(z, u):
+    """:func:`_project_out` one column at a time (``z`` Fortran-ordered, ``u`` its n x d basis raveled
+    column after column, so every inner loop runs down a contiguous column; fastmath lets the sums
+    vectorise). Sums in float64."""
+    n = z.shape[0]
+    d = len(u) // max(n, 1)
+    for j in range(z.shape[1]):
+        col = z[:, j]
+        for t in range(d):
+            basis = u[t * n : (t + 1) * n]
+            c = 0.0
+            for r in range(n):
+                c += np.float64(basis[r]) * col[r]
+            c32 = np.float32(c)
+            for r in range(n):
+                col[r] -= c32 * basis[r]
+        ss = 0.0
+        for r in range(n):
+            ss += np.float64(col[r]) * col[r]
+        norm = np.sqrt(ss)
+        scale = np.float32(1.0 / norm) if norm > 1e-6 else np.float32(0.0)
+        for r in range(n):
+            col[r] *= scale
 
 
 @numba.njit(cache=True, nogil=True)
